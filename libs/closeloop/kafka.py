@@ -1,0 +1,66 @@
+"""Kafka client factories: durable producers (acks=all, idempotent) and consumers that commit by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from closeloop.contracts.base import Envelope
+from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
+from closeloop.settings import KafkaSettings
+
+
+def _common(settings: KafkaSettings, client_suffix: str) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap,
+        "client_id": f"{settings.client_id}-{client_suffix}",
+        "request_timeout_ms": settings.request_timeout_ms,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    return options
+
+
+def producer(settings: KafkaSettings, client_suffix: str = "producer") -> AIOKafkaProducer:
+    """A producer whose sends are durable once acknowledged: acks=all and idempotence on."""
+    return AIOKafkaProducer(
+        **_common(settings, client_suffix),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+    )
+
+
+def consumer(settings: KafkaSettings, group_id: str, *topics: str, client_suffix: str = "consumer") -> AIOKafkaConsumer:
+    """A group consumer that never auto-commits: offsets are committed only after the effect."""
+    return AIOKafkaConsumer(
+        *topics,
+        **_common(settings, client_suffix),
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+def admin_client(settings: KafkaSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**_common(settings, "admin"))
+
+
+async def publish(producer_: AIOKafkaProducer, topic: str, event: Envelope) -> None:
+    """Send one event and wait until the broker has it durably (all in-sync replicas)."""
+    await producer_.send_and_wait(topic, encode(event), key=kafka_key(event), headers=cloudevents_headers(event))
+
+
+async def publish_many(producer_: AIOKafkaProducer, topic: str, events: list[Envelope]) -> None:
+    """Send a batch, then wait for every acknowledgement; raises if any send failed."""
+    futures = [
+        await producer_.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events
+    ]
+    for future in futures:
+        await future
