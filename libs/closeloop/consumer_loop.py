@@ -119,7 +119,7 @@ class ConsumerLoop:
 
         def should_retry(exc: BaseException) -> bool:
             nonlocal attempts_left
-            if isinstance(exc, BadInput) or self._stopping.is_set() and not is_transient(exc):
+            if isinstance(exc, BadInput) or (self._stopping.is_set() and not is_transient(exc)):
                 return False
             if is_transient(exc):
                 self._metrics.transient("process")

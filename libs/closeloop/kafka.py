@@ -59,8 +59,6 @@ async def publish(producer_: AIOKafkaProducer, topic: str, event: Envelope) -> N
 
 async def publish_many(producer_: AIOKafkaProducer, topic: str, events: list[Envelope]) -> None:
     """Send a batch, then wait for every acknowledgement; raises if any send failed."""
-    futures = [
-        await producer_.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events
-    ]
+    futures = [await producer_.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events]
     for future in futures:
         await future

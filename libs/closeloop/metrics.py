@@ -32,7 +32,10 @@ class ServiceMetrics:
             registry=self.registry,
         )
         self.duplicates = Counter(
-            "closeloop_duplicates", "Inputs recognised as already processed", ["service", "input"], registry=self.registry
+            "closeloop_duplicates",
+            "Inputs recognised as already processed",
+            ["service", "input"],
+            registry=self.registry,
         )
         self.consumer_lag = Gauge(
             "closeloop_consumer_lag",

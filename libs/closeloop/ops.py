@@ -72,9 +72,10 @@ class HttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
-        server = site._server
-        if server is not None and server.sockets:  # resolve the port actually bound when asked for 0
-            self.port = server.sockets[0].getsockname()[1]
+        # Resolve the port actually bound when asked for 0.
+        for address in self._runner.addresses:
+            self.port = int(address[1])
+            break
 
     async def stop(self) -> None:
         await self._runner.cleanup()

@@ -9,6 +9,7 @@ lock), which keeps per-key order; other instances wait as hot standbys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import asyncpg
@@ -72,10 +73,8 @@ class OutboxRelay:
                     await asyncio.sleep(self._poll_interval_s)
                 if sent < self._batch_size:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-                    except TimeoutError:
-                        pass
         finally:
             try:
                 await listener.remove_listener(CHANNEL, self._on_notify)

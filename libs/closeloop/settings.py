@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,9 +29,9 @@ def env_file() -> Path:
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    def __init__(self, **values: object) -> None:
+    def __init__(self, **values: Any) -> None:
         # The state folder's env file is read at construction time so tests can point it elsewhere.
-        super().__init__(_env_file=env_file(), **values)  # type: ignore[call-arg]
+        super().__init__(_env_file=env_file(), **values)
 
 
 class KafkaSettings(_Base):

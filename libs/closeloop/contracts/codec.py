@@ -51,7 +51,9 @@ def upcast(data: dict[str, Any], cls: type[Envelope]) -> dict[str, Any]:
     if not isinstance(version, int) or version < 1:
         raise DecodeError("schema_version must be a positive integer")
     if version > cls.SCHEMA_VERSION:
-        raise DecodeError(f"{cls.EVENT_TYPE} schema_version {version} is newer than this release ({cls.SCHEMA_VERSION})")
+        raise DecodeError(
+            f"{cls.EVENT_TYPE} schema_version {version} is newer than this release ({cls.SCHEMA_VERSION})"
+        )
     while version < cls.SCHEMA_VERSION:
         step = UPCASTERS.get((cls.EVENT_TYPE, version))
         if step is None:

@@ -70,13 +70,17 @@ class EntitlementEvent(Envelope):
     event_type: Literal["entitlement.changed"] = Field(description="Always `entitlement.changed`.")
     key: EntitlementKey = Field(description="The entitlement (also the Kafka key).")
     change: EntitlementChange = Field(description="What happened in this event.")
-    reason: str | None = Field(default=None, max_length=2000, description="Why, in words (e.g. the policy that refused).")
+    reason: str | None = Field(
+        default=None, max_length=2000, description="Why, in words (e.g. the policy that refused)."
+    )
     status: EntitlementStatus = Field(description="Record status after the change.")
     principal_kind: IdentityKind = Field(default=IdentityKind.UNKNOWN, description="Human or which kind of NHI.")
     owner: str | None = Field(default=None, max_length=600, description="Accountable owner; required for NHIs.")
     tickets: tuple[TicketRef, ...] = Field(default=(), description="Tickets that approved or changed this entitlement.")
     granted_at: AwareDatetime | None = Field(default=None, description="When the grant was verified at the source.")
-    expires_at: AwareDatetime | None = Field(default=None, description="When the entitlement expires (None: no expiry).")
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the entitlement expires (None: no expiry)."
+    )
     revocation_triggers: tuple[RevocationTrigger, ...] = Field(default=(), description="What ends this entitlement.")
     project: str | None = Field(default=None, max_length=200, description="Project tag, for project-end revocation.")
     verified_at: AwareDatetime | None = Field(default=None, description="When the source last confirmed the state.")

@@ -35,7 +35,9 @@ class Actor(StrictModel):
 class CredentialFact(StrictModel):
     """Facts about an NHI credential, for rotation / stale-credential checks."""
 
-    credential_id: str = Field(min_length=1, max_length=300, description="Access key id, token id or credential key id.")
+    credential_id: str = Field(
+        min_length=1, max_length=300, description="Access key id, token id or credential key id."
+    )
     credential_type: str = Field(min_length=1, max_length=100, description="e.g. `aws_access_key`, `okta_api_token`.")
     created_at: AwareDatetime | None = Field(default=None, description="When the credential was created.")
     rotated_at: AwareDatetime | None = Field(default=None, description="When it was last rotated, if known.")
@@ -51,22 +53,34 @@ class GrantEvent(Envelope):
     event_type: Literal["iam.grant.changed"] = Field(description="Always `iam.grant.changed`.")
     action: GrantAction = Field(description="`grant` when the entitlement became live, `revoke` when it ended.")
     key: EntitlementKey = Field(description="The entitlement (also the Kafka key and the envelope subject).")
-    source_system: str = Field(min_length=1, max_length=50, description="okta, entra, aws, github, k8s, vault or a custom name.")
-    principal_kind: IdentityKind = Field(default=IdentityKind.UNKNOWN, description="Kind of the identity that holds it.")
+    source_system: str = Field(
+        min_length=1, max_length=50, description="okta, entra, aws, github, k8s, vault or a custom name."
+    )
+    principal_kind: IdentityKind = Field(
+        default=IdentityKind.UNKNOWN, description="Kind of the identity that holds it."
+    )
     principal_aliases: tuple[str, ...] = Field(
         default=(), description="Other names of the principal seen in the record (email, login, vendor id)."
     )
-    resource_type: str | None = Field(default=None, max_length=100, description="Vendor resource type, e.g. `UserGroup`.")
+    resource_type: str | None = Field(
+        default=None, max_length=100, description="Vendor resource type, e.g. `UserGroup`."
+    )
     resource_name: str | None = Field(default=None, max_length=500, description="Display name of the resource.")
     actor: Actor | None = Field(default=None, description="Who made the change, when the source says.")
     vendor_event_id: str = Field(min_length=1, max_length=300, description="The vendor's id of the record, for dedupe.")
-    vendor_event_type: str = Field(min_length=1, max_length=200, description="The vendor's event name, e.g. `AttachUserPolicy`.")
-    credential: CredentialFact | None = Field(default=None, description="Credential facts, for NHI key and token events.")
+    vendor_event_type: str = Field(
+        min_length=1, max_length=200, description="The vendor's event name, e.g. `AttachUserPolicy`."
+    )
+    credential: CredentialFact | None = Field(
+        default=None, description="Credential facts, for NHI key and token events."
+    )
     snapshot_id: str | None = Field(
         default=None, max_length=200, description="Set when this grant is part of a full listing (snapshot)."
     )
     command_id: str | None = Field(
-        default=None, max_length=200, description="Provisioning command that caused this change, when an executor knows it."
+        default=None,
+        max_length=200,
+        description="Provisioning command that caused this change, when an executor knows it.",
     )
 
 
@@ -92,7 +106,9 @@ class PrincipalStatusChanged(Envelope):
     actor: Actor | None = Field(default=None, description="Who made the change.")
     vendor_event_id: str = Field(min_length=1, max_length=300, description="The vendor's id of the record.")
     vendor_event_type: str = Field(min_length=1, max_length=200, description="The vendor's event name.")
-    credential: CredentialFact | None = Field(default=None, description="Credential facts, when the change is about one.")
+    credential: CredentialFact | None = Field(
+        default=None, description="Credential facts, when the change is about one."
+    )
 
 
 class SnapshotPhase(StrEnum):
@@ -107,7 +123,9 @@ class SnapshotMarker(Envelope):
     SCHEMA_VERSION: ClassVar[int] = 1
 
     event_type: Literal["iam.snapshot.marked"] = Field(description="Always `iam.snapshot.marked`.")
-    snapshot_id: str = Field(min_length=1, max_length=200, description="Id shared by the markers and the listed grants.")
+    snapshot_id: str = Field(
+        min_length=1, max_length=200, description="Id shared by the markers and the listed grants."
+    )
     phase: SnapshotPhase = Field(description="`started` before the listing, `completed` after its last grant.")
     source_system: str = Field(min_length=1, max_length=50, description="System listed.")
     scope: str = Field(

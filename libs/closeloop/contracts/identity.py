@@ -23,7 +23,7 @@ class IdentityKind(StrEnum):
 
     HUMAN = "human"
     SERVICE_ACCOUNT = "service_account"
-    API_TOKEN = "api_token"
+    API_TOKEN = "api_token"  # noqa: S105 - an identity kind, not a credential
     APPLICATION = "application"
     BOT = "bot"
     WORKLOAD = "workload"
@@ -57,9 +57,7 @@ def split_ref(ref: str) -> tuple[str, str, str]:
 class EntitlementKey(StrictModel):
     """The join key: who (principal) holds which privilege on what (resource)."""
 
-    principal: str = Field(
-        min_length=5, max_length=600, description="Canonical principal, `<system>:<type>:<id>`."
-    )
+    principal: str = Field(min_length=5, max_length=600, description="Canonical principal, `<system>:<type>:<id>`.")
     resource: str = Field(min_length=5, max_length=800, description="Canonical resource, `<system>:<type>:<id>`.")
     privilege: str = Field(
         min_length=1,

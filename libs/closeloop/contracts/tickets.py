@@ -47,7 +47,9 @@ class Approval(StrictModel):
 class RequestedAccess(StrictModel):
     """What the ticket asks for, in canonical form, after the per-source field mapping."""
 
-    system: str = Field(min_length=1, max_length=50, description="Target IAM system (okta, entra, aws, github, k8s, vault, ...).")
+    system: str = Field(
+        min_length=1, max_length=50, description="Target IAM system (okta, entra, aws, github, k8s, vault, ...)."
+    )
     resource: str = Field(min_length=5, max_length=800, description="Canonical resource `<system>:<type>:<id>`.")
     privilege: str = Field(min_length=1, max_length=300, description="Requested privilege, e.g. `member`, `read`.")
 
@@ -60,35 +62,57 @@ class TicketEvent(Envelope):
 
     event_type: Literal["itsm.ticket.transitioned"] = Field(description="Always `itsm.ticket.transitioned`.")
     system: Literal["servicenow", "jira", "generic"] = Field(description="ITSM system the ticket lives in.")
-    ticket_id: str = Field(min_length=1, max_length=200, description="Stable vendor id (ServiceNow sys_id, Jira issue id).")
+    ticket_id: str = Field(
+        min_length=1, max_length=200, description="Stable vendor id (ServiceNow sys_id, Jira issue id)."
+    )
     ticket_number: str = Field(min_length=1, max_length=100, description="Human key (RITM0010001, ACC-42).")
     ticket_url: str | None = Field(default=None, max_length=2000, description="Link back to the original ticket.")
     table: str | None = Field(
-        default=None, max_length=100, description="Vendor record type (sc_req_item, change_request, incident, issue type)."
+        default=None,
+        max_length=100,
+        description="Vendor record type (sc_req_item, change_request, incident, issue type).",
     )
     kind: TicketKind = Field(description="What the ticket is for.")
     transition: TicketTransition = Field(description="Canonical transition this event records.")
     previous_state: str | None = Field(default=None, max_length=200, description="Vendor state before, when known.")
-    state: str = Field(min_length=1, max_length=200, description="Vendor state after the transition, as the vendor spells it.")
+    state: str = Field(
+        min_length=1, max_length=200, description="Vendor state after the transition, as the vendor spells it."
+    )
     version: int | None = Field(
-        default=None, ge=0, description="Vendor revision counter (ServiceNow sys_mod_count, Jira changelog id) for ordering."
+        default=None,
+        ge=0,
+        description="Vendor revision counter (ServiceNow sys_mod_count, Jira changelog id) for ordering.",
     )
     requested_for: str | None = Field(
-        default=None, max_length=600, description="Beneficiary as named in the ticket (email, login, canonical principal)."
+        default=None,
+        max_length=600,
+        description="Beneficiary as named in the ticket (email, login, canonical principal).",
     )
     requested_for_kind: IdentityKind = Field(
-        default=IdentityKind.UNKNOWN, description="Whether the beneficiary is a human or which kind of non-human identity."
+        default=IdentityKind.UNKNOWN,
+        description="Whether the beneficiary is a human or which kind of non-human identity.",
     )
-    access: RequestedAccess | None = Field(default=None, description="Requested scope, when the ticket is about access.")
+    access: RequestedAccess | None = Field(
+        default=None, description="Requested scope, when the ticket is about access."
+    )
     entitlement: EntitlementKey | None = Field(
-        default=None, description="Canonical entitlement key the ticket names, when fully specified; also the Kafka key."
+        default=None,
+        description="Canonical entitlement key the ticket names, when fully specified; also the Kafka key.",
     )
-    requested_duration: timedelta | None = Field(default=None, description="Requested duration (from ISO 8601, e.g. P30D).")
-    requested_until: AwareDatetime | None = Field(default=None, description="Requested end date, when given instead of a duration.")
-    owner: str | None = Field(default=None, max_length=600, description="Accountable owner of the access (required for NHIs).")
+    requested_duration: timedelta | None = Field(
+        default=None, description="Requested duration (from ISO 8601, e.g. P30D)."
+    )
+    requested_until: AwareDatetime | None = Field(
+        default=None, description="Requested end date, when given instead of a duration."
+    )
+    owner: str | None = Field(
+        default=None, max_length=600, description="Accountable owner of the access (required for NHIs)."
+    )
     approvers: tuple[Approval, ...] = Field(default=(), description="Approvals recorded on the ticket, with times.")
     justification: str | None = Field(default=None, max_length=4000, description="Business justification as written.")
-    project: str | None = Field(default=None, max_length=200, description="Project or integration the access belongs to.")
+    project: str | None = Field(
+        default=None, max_length=200, description="Project or integration the access belongs to."
+    )
     incident_ticket: str | None = Field(
         default=None, max_length=100, description="Incident a break-glass exception is tied to."
     )

@@ -62,7 +62,9 @@ async def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[s
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = {r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")}
+        applied = {
+            r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+        }
         done = []
         for migration in load_migrations(directory):
             if migration.version in applied:
