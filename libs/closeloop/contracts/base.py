@@ -76,6 +76,10 @@ class Envelope(StrictModel):
         fields = {**cls.envelope_defaults(), **fields}
         if fields.get("subject") is None:
             key = fields.get("key") or fields.get("entitlement")
+            if isinstance(key, dict):
+                from closeloop.contracts.identity import EntitlementKey
+
+                key = EntitlementKey(**key)
             if key is not None:
                 fields["subject"] = str(key)
         return cls(**fields)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from closeloop import topics
+
+
+def test_every_design_topic_is_declared_with_its_dead_letter_topic() -> None:
+    names = {spec.name for spec in topics.all_topic_specs()}
+    design = {
+        "itsm.tickets.v1",
+        "iam.grants.v1",
+        "entitlements.v1",
+        "provisioning.commands.v1",
+        "drift.alerts.v1",
+        "itsm.raw.servicenow",
+        "itsm.raw.jira",
+        *(f"iam.raw.{s}" for s in ("okta", "entra", "cloudtrail", "github", "k8s", "vault")),
+    }
+    assert design <= names
+    for name in design:
+        assert f"{name}.dlq" in names, name
+
+
+def test_entitlements_topic_is_compacted_and_kept() -> None:
+    spec = next(s for s in topics.all_topic_specs() if s.name == topics.ENTITLEMENTS)
+    config = spec.config()
+    assert config["cleanup.policy"] == "compact"
+    assert config["retention.ms"] == "-1"
+    others = [s for s in topics.all_topic_specs() if s.name != topics.ENTITLEMENTS]
+    assert all("cleanup.policy" not in s.config() for s in others)
