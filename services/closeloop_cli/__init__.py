@@ -1,0 +1,1 @@
+"""The `closeloop` operator command: one entry point composed of each service's sub-commands."""
