@@ -119,3 +119,11 @@ class TicketEvent(Envelope):
     window_start: AwareDatetime | None = Field(default=None, description="Start of an exception / break-glass window.")
     window_end: AwareDatetime | None = Field(default=None, description="End of an exception / break-glass window.")
     actor: str | None = Field(default=None, max_length=300, description="Who made the transition in the ITSM tool.")
+    requested_by: str | None = Field(
+        default=None,
+        max_length=600,
+        description="Who asked (opener / reporter), when it differs from the beneficiary or is worth keeping.",
+    )
+    closed_at: AwareDatetime | None = Field(
+        default=None, description="When the ticket was closed (set on closing transitions)."
+    )
