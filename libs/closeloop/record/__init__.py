@@ -1,0 +1,56 @@
+"""The entitlement record: typed access to the PostgreSQL tables provisioning owns.
+
+Shared by every service that changes the record (provisioning, expiry) and read by reconciliation and
+the operator CLI. Reads live in `repository`, every write goes through `RecordTransaction` (one
+transaction: row + outbox event/commands + processed-event id + hash-chained audit rows), and
+`audit.verify_chain` proves the log was not tampered with.
+"""
+
+from closeloop.record import audit, repository
+from closeloop.record.audit import AuditRow, ChainReport, verify_chain
+from closeloop.record.models import (
+    HELD_STATUSES,
+    LIVE_STATUSES,
+    Cause,
+    EntitlementRecord,
+    ExceptionGrant,
+    IdentityRecord,
+    RecertificationEvidence,
+    RecordTopics,
+    derived_id,
+)
+from closeloop.record.transaction import (
+    ALLOWED_MOVES,
+    KEEP,
+    ConcurrentModification,
+    InvalidTransition,
+    RecordTransaction,
+    check_move,
+    recertification_due,
+    record_transaction,
+)
+
+__all__ = [
+    "ALLOWED_MOVES",
+    "HELD_STATUSES",
+    "KEEP",
+    "LIVE_STATUSES",
+    "AuditRow",
+    "Cause",
+    "ChainReport",
+    "ConcurrentModification",
+    "EntitlementRecord",
+    "ExceptionGrant",
+    "IdentityRecord",
+    "InvalidTransition",
+    "RecertificationEvidence",
+    "RecordTopics",
+    "RecordTransaction",
+    "audit",
+    "check_move",
+    "derived_id",
+    "recertification_due",
+    "record_transaction",
+    "repository",
+    "verify_chain",
+]

@@ -1,0 +1,459 @@
+"""Writing the record: one PostgreSQL transaction per unit of work.
+
+A `RecordTransaction` is the only way the entitlement record changes. Within one transaction it
+
+* claims the input event id in `processed_events` (a duplicate delivery is then a no-op),
+* writes the entitlement row (guarded by its version, so a lost update is impossible),
+* puts the `EntitlementEvent` (and any `ProvisioningCommand`) in the outbox,
+* appends one hash-chained audit row per change, at commit time under the chain-head lock.
+
+Either all of it commits or none of it does, so killing the process at any point loses nothing and
+applies nothing twice. Usage::
+
+    async with record_transaction(pool, actor="expiry", topics=topics) as tx:
+        if not await tx.claim("expiry", event.event_id):
+            return  # already applied
+        record = await tx.lock(key)
+        stored = await tx.apply(record, record.evolve(status=EntitlementStatus.REVOKING, ...),
+                                change=EntitlementChange.EXPIRED, reason="...", cause=cause)
+        await tx.issue(stored.command(CommandAction.REVOKE, RevocationTrigger.EXPIRY, cause=cause, actor="expiry"))
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from enum import Enum
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+from asyncpg.transaction import Transaction
+
+from closeloop.contracts.base import utcnow
+from closeloop.contracts.commands import ProvisioningCommand
+from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus
+from closeloop.contracts.grants import PrincipalStatus
+from closeloop.contracts.identity import EntitlementKey, IdentityKind
+from closeloop.outbox import enqueue
+from closeloop.record import repository
+from closeloop.record.audit import AuditEntry, AuditRow, append_entries
+from closeloop.record.models import (
+    Cause,
+    EntitlementRecord,
+    ExceptionGrant,
+    IdentityRecord,
+    RecertificationEvidence,
+    RecordTopics,
+)
+
+Clock = Callable[[], datetime]
+
+S = EntitlementStatus
+# Status moves the record allows (a change that keeps the status is always allowed: recertified,
+# owner changed, expiry notice, refused while live, verified again, ...).
+ALLOWED_MOVES: dict[EntitlementStatus | None, frozenset[EntitlementStatus]] = {
+    None: frozenset({S.PENDING, S.REFUSED}),
+    S.PENDING: frozenset({S.ACTIVE, S.REVOKING, S.REVOKED, S.EXPIRED}),
+    S.ACTIVE: frozenset({S.REVOKING, S.REVOKED, S.EXPIRED}),
+    S.REVOKING: frozenset({S.REVOKED, S.EXPIRED}),
+    S.REVOKED: frozenset({S.PENDING, S.REFUSED}),
+    S.EXPIRED: frozenset({S.PENDING, S.REFUSED, S.REVOKED}),
+    S.REFUSED: frozenset({S.PENDING}),
+}
+
+
+class InvalidTransition(ValueError):
+    """A change the record does not allow (a programming error, never bad input)."""
+
+
+class ConcurrentModification(asyncpg.exceptions.SerializationError):  # type: ignore[misc]
+    """The row changed since it was read (read it with `lock` to avoid this). Transient: retry the unit."""
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+"""Sentinel for `upsert_identity`: leave this field as it is."""
+
+
+def check_move(before: EntitlementStatus | None, after: EntitlementStatus) -> None:
+    if before == after:
+        return
+    if after not in ALLOWED_MOVES[before]:
+        raise InvalidTransition(f"an entitlement cannot move from {before or 'nothing'} to {after}")
+
+
+def recertification_due(record: EntitlementRecord) -> datetime | None:
+    """Next recertification: the last decision (or the grant) plus the interval."""
+    if record.recertification_interval is None:
+        return None
+    base = record.last_recertified_at or record.granted_at
+    return base + record.recertification_interval if base else None
+
+
+_UPSERT_COLUMNS = (
+    "key, principal, resource, privilege, source_system, principal_kind, owner, tickets, status, last_change, "
+    "reason, granted_at, expires_at, revocation_triggers, project, verified_at, last_recertified_at, "
+    "recertification_interval, recertification_due_at, exception_window_end, revoke_requested_at, "
+    "revoke_confirm_by, version, created_at, updated_at"
+)
+_INSERT_SQL = (
+    f"INSERT INTO entitlements ({_UPSERT_COLUMNS}) VALUES "  # noqa: S608 - fixed column list
+    "($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14::text[],$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) "
+    "ON CONFLICT (key) DO NOTHING RETURNING version"
+)
+_UPDATE_SQL = (
+    "UPDATE entitlements SET source_system=$5, principal_kind=$6, owner=$7, tickets=$8::jsonb, status=$9, "
+    "last_change=$10, reason=$11, granted_at=$12, expires_at=$13, revocation_triggers=$14::text[], project=$15, "
+    "verified_at=$16, last_recertified_at=$17, recertification_interval=$18, recertification_due_at=$19, "
+    "exception_window_end=$20, revoke_requested_at=$21, revoke_confirm_by=$22, version=$23, updated_at=$24 "
+    "WHERE key=$1 AND principal=$2 AND resource=$3 AND privilege=$4 AND version=$23 - 1 RETURNING version"
+)
+
+
+def row_params(record: EntitlementRecord) -> tuple[Any, ...]:
+    """The positional parameters of `_INSERT_SQL` for a stored record (`_UPDATE_SQL`: all but created_at)."""
+    return (
+        str(record.key),
+        record.key.principal,
+        record.key.resource,
+        record.key.privilege,
+        record.source_system,
+        record.principal_kind.value,
+        record.owner,
+        json.dumps([t.model_dump(mode="json") for t in record.tickets]),
+        record.status.value,
+        record.last_change.value,
+        record.reason,
+        record.granted_at,
+        record.expires_at,
+        [t.value for t in record.revocation_triggers],
+        record.project,
+        record.verified_at,
+        record.last_recertified_at,
+        record.recertification_interval,
+        record.recertification_due_at,
+        record.exception_window_end,
+        record.revoke_requested_at,
+        record.revoke_confirm_by,
+        record.version,
+        record.created_at,
+        record.updated_at,
+    )
+
+
+class RecordTransaction:
+    """A unit of work on the record; use `record_transaction(...)` or `async with RecordTransaction(conn, ...)`."""
+
+    def __init__(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        actor: str,
+        topics: RecordTopics | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.conn = conn
+        self.actor = actor
+        self.topics = topics or RecordTopics()
+        self._clock = clock
+        self._tx: Transaction | None = None
+        self._audit: list[AuditEntry] = []
+        self.events: list[EntitlementEvent] = []
+        self.commands: list[ProvisioningCommand] = []
+        self.audit_rows: list[AuditRow] = []
+
+    # -- transaction -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RecordTransaction:
+        self._tx = self.conn.transaction()
+        await self._tx.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._tx is not None  # noqa: S101 - __aenter__ ran
+        if exc_type is not None:
+            await self._tx.rollback()
+            return
+        try:
+            self.audit_rows = await append_entries(self.conn, self._audit)
+        except BaseException:
+            await self._tx.rollback()
+            raise
+        await self._tx.commit()
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    # -- inputs ------------------------------------------------------------------------------------
+
+    async def claim(self, consumer: str, event_id: str) -> bool:
+        """Record that `consumer` applied `event_id`; False if it already had (skip the input then)."""
+        inserted = await self.conn.fetchval(
+            "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
+            consumer,
+            event_id,
+        )
+        return inserted is not None
+
+    # -- reads (within this transaction) -----------------------------------------------------------
+
+    async def load(self, key: EntitlementKey | str) -> EntitlementRecord | None:
+        return await repository.load(self.conn, key)
+
+    async def lock(self, key: EntitlementKey | str) -> EntitlementRecord | None:
+        return await repository.lock(self.conn, key)
+
+    async def lock_many(self, keys: Iterable[EntitlementKey | str]) -> dict[str, EntitlementRecord]:
+        return await repository.lock_many(self.conn, keys)
+
+    # -- entitlement changes -----------------------------------------------------------------------
+
+    async def apply(
+        self,
+        before: EntitlementRecord | None,
+        after: EntitlementRecord,
+        *,
+        change: EntitlementChange,
+        cause: Cause,
+        reason: str | None = None,
+    ) -> EntitlementRecord:
+        """Store `after` as the next version of `before` (None: a new entitlement), announce it, audit it.
+
+        Returns the stored record (version, change, reason and times stamped); build commands from it.
+        """
+        if before is not None and before.key != after.key:
+            raise InvalidTransition("before and after must be the same entitlement")
+        check_move(before.status if before else None, after.status)
+        now = self.now()
+        if before is not None and before.updated_at is not None and now <= before.updated_at:
+            now = before.updated_at + timedelta(microseconds=1)  # keep each record's history in time order
+        stored = after.evolve(
+            version=(before.version if before else 0) + 1,
+            last_change=change,
+            reason=reason,
+            created_at=before.created_at if before else now,
+            updated_at=now,
+        )
+        if before is None or stored.recertification_due_at == before.recertification_due_at:
+            stored = stored.evolve(recertification_due_at=recertification_due(stored))
+        params = row_params(stored)
+        if before is None:
+            written = await self.conn.fetchval(_INSERT_SQL, *params)
+        else:
+            written = await self.conn.fetchval(_UPDATE_SQL, *params[:23], params[24])
+        if written is None:
+            raise ConcurrentModification(f"entitlement {stored.key} changed concurrently")
+        event = stored.to_event(cause, self.actor)
+        await enqueue(self.conn, self.topics.entitlements, event)
+        self.events.append(event)
+        self._audit.append(
+            AuditEntry(
+                recorded_at=now,
+                entity_type="entitlement",
+                entity_key=str(stored.key),
+                action=change.value,
+                actor=self.actor,
+                cause_event_id=cause.event_id,
+                correlation_id=cause.correlation_id,
+                payload={"event_id": event.event_id, "record": stored.model_dump(mode="json")},
+            )
+        )
+        return stored
+
+    async def issue(self, command: ProvisioningCommand, *, cause: Cause) -> None:
+        """Send a provisioning command (through the outbox) and audit that it was issued."""
+        await enqueue(self.conn, self.topics.commands, command)
+        self.commands.append(command)
+        self.audit(
+            entity_type="command",
+            entity_key=str(command.key),
+            action=f"{command.action.value}_issued",
+            payload=command.model_dump(mode="json"),
+            cause=cause,
+        )
+
+    def audit(self, *, entity_type: str, entity_key: str, action: str, payload: dict[str, Any], cause: Cause) -> None:
+        """Add an audit row to this transaction (appended to the chain at commit)."""
+        self._audit.append(
+            AuditEntry(
+                recorded_at=self.now(),
+                entity_type=entity_type,
+                entity_key=entity_key,
+                action=action,
+                actor=self.actor,
+                cause_event_id=cause.event_id,
+                correlation_id=cause.correlation_id,
+                payload=payload,
+            )
+        )
+
+    # -- evidence ----------------------------------------------------------------------------------
+
+    async def record_exception(self, grant: ExceptionGrant, *, cause: Cause) -> bool:
+        """Store a break-glass exception (once per entitlement and ticket); True if it was new."""
+        inserted = await self.conn.fetchval(
+            "INSERT INTO entitlement_exceptions (entitlement_key, reason, incident_ticket, ticket, window_start,"
+            " window_end, reviewer) VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)"
+            " ON CONFLICT (entitlement_key, ticket) DO NOTHING RETURNING id",
+            grant.entitlement_key,
+            grant.reason,
+            grant.incident_ticket,
+            json.dumps(grant.ticket.model_dump(mode="json")),
+            grant.window_start,
+            grant.window_end,
+            grant.reviewer,
+        )
+        if inserted is None:
+            return False
+        self.audit(
+            entity_type="exception",
+            entity_key=grant.entitlement_key,
+            action="exception_recorded",
+            payload=grant.model_dump(mode="json"),
+            cause=cause,
+        )
+        return True
+
+    async def record_recertification(self, evidence: RecertificationEvidence, *, cause: Cause) -> None:
+        """Store a recertification decision (the evidence auditors ask for) and audit it."""
+        await self.conn.execute(
+            "INSERT INTO recertifications (entitlement_key, decision, reviewer, decided_at, ticket, notes)"
+            " VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+            evidence.entitlement_key,
+            evidence.decision,
+            evidence.reviewer,
+            evidence.decided_at,
+            json.dumps(evidence.ticket.model_dump(mode="json")) if evidence.ticket else None,
+            evidence.notes,
+        )
+        self.audit(
+            entity_type="recertification",
+            entity_key=evidence.entitlement_key,
+            action=f"recertification_{evidence.decision}",
+            payload=evidence.model_dump(mode="json"),
+            cause=cause,
+        )
+
+    # -- identities --------------------------------------------------------------------------------
+
+    async def upsert_identity(
+        self,
+        principal: str,
+        *,
+        cause: Cause,
+        kind: IdentityKind | _Keep = KEEP,
+        status: PrincipalStatus | _Keep = KEEP,
+        owner: str | _Keep | None = KEEP,
+        display_name: str | _Keep | None = KEEP,
+        source_system: str | _Keep | None = KEEP,
+        status_changed_at: datetime | None = None,
+        aliases: Iterable[str] = (),
+    ) -> IdentityRecord:
+        """Create or update an identity; audited when anything changed. An `unknown` kind never
+        overwrites a known one, and aliases are only ever added."""
+        current = await repository.load_identity(self.conn, principal, for_update=True)
+        base = current or IdentityRecord(principal=principal)
+        values = base.model_dump()
+        if not isinstance(kind, _Keep) and (kind is not IdentityKind.UNKNOWN or current is None):
+            values["kind"] = kind
+        if not isinstance(status, _Keep) and status != base.status:
+            values["status"] = status
+            values["status_changed_at"] = status_changed_at or self.now()
+        for field, value in (("owner", owner), ("display_name", display_name), ("source_system", source_system)):
+            if not isinstance(value, _Keep):
+                values[field] = value
+        new_aliases = sorted({a for a in aliases if a and a != principal} - set(base.aliases))
+        values["aliases"] = tuple(sorted({*base.aliases, *new_aliases}))
+        updated = IdentityRecord.model_validate(values)
+        if current is not None and updated == current:
+            return current
+        now = self.now()
+        updated = IdentityRecord.model_validate(
+            {
+                **updated.model_dump(),
+                "version": base.version + 1,
+                "created_at": base.created_at or now,
+                "updated_at": now,
+            }
+        )
+        await self.conn.execute(
+            "INSERT INTO identities (principal, kind, status, owner, display_name, source_system, status_changed_at,"
+            " version, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"
+            " ON CONFLICT (principal) DO UPDATE SET kind=$2, status=$3, owner=$4, display_name=$5, source_system=$6,"
+            " status_changed_at=$7, version=$8, updated_at=$10",
+            updated.principal,
+            updated.kind.value,
+            updated.status.value,
+            updated.owner,
+            updated.display_name,
+            updated.source_system,
+            updated.status_changed_at,
+            updated.version,
+            updated.created_at,
+            updated.updated_at,
+        )
+        if new_aliases:
+            # An alias points at one identity; a later sighting under another principal moves it.
+            await self.conn.executemany(
+                "INSERT INTO identity_aliases (alias, principal, source) VALUES ($1, $2, $3)"
+                " ON CONFLICT (alias) DO UPDATE SET principal = EXCLUDED.principal",
+                [(a, principal, updated.source_system) for a in new_aliases],
+            )
+        self.audit(
+            entity_type="identity",
+            entity_key=principal,
+            action="identity_created" if current is None else "identity_updated",
+            payload=updated.model_dump(mode="json"),
+            cause=cause,
+        )
+        return updated
+
+    # -- observations ------------------------------------------------------------------------------
+
+    async def observe_grant(
+        self,
+        key: EntitlementKey,
+        *,
+        live: bool,
+        source_system: str,
+        observed_at: datetime,
+        vendor_event_id: str,
+        command_id: str | None = None,
+    ) -> bool:
+        """Remember the latest grant state a source reported for `key`; False if this report is older."""
+        newer = await self.conn.fetchval(
+            "INSERT INTO observed_grants (key, live, source_system, observed_at, vendor_event_id, command_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (key) DO UPDATE SET live = EXCLUDED.live, source_system = EXCLUDED.source_system,"
+            " observed_at = EXCLUDED.observed_at, vendor_event_id = EXCLUDED.vendor_event_id,"
+            " command_id = EXCLUDED.command_id, updated_at = now()"
+            " WHERE observed_grants.observed_at <= EXCLUDED.observed_at RETURNING 1",
+            str(key),
+            live,
+            source_system,
+            observed_at,
+            vendor_event_id,
+            command_id,
+        )
+        return newer is not None
+
+    async def observed_live(self, key: EntitlementKey) -> bool:
+        """True when the latest report from the source says the grant is live."""
+        return bool(await self.conn.fetchval("SELECT live FROM observed_grants WHERE key = $1", str(key)))
+
+
+@asynccontextmanager
+async def record_transaction(
+    pool: asyncpg.Pool, *, actor: str, topics: RecordTopics | None = None, clock: Clock = utcnow
+) -> AsyncIterator[RecordTransaction]:
+    """Acquire a connection and run one `RecordTransaction` on it."""
+    async with pool.acquire() as conn, RecordTransaction(conn, actor=actor, topics=topics, clock=clock) as tx:
+        yield tx
