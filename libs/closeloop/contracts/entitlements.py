@@ -42,6 +42,8 @@ class EntitlementChange(StrEnum):
     OWNER_CHANGED = "owner_changed"
     OWNER_OFFBOARDED = "owner_offboarded"
     EXCEPTION_ENDED = "exception_ended"
+    RENEWED = "renewed"  # another approved ticket extended a live entitlement
+    VERIFIED = "verified"  # the source confirmed the live grant again (snapshot or repeat event)
 
 
 class RevocationTrigger(StrEnum):
@@ -93,4 +95,12 @@ class EntitlementEvent(Envelope):
     revoke_requested_at: AwareDatetime | None = Field(default=None, description="When the revoke command went out.")
     revoke_confirm_by: AwareDatetime | None = Field(
         default=None, description="Deadline for the source to confirm the revoke (revoke SLA)."
+    )
+    source_system: str | None = Field(
+        default=None, max_length=50, description="System that holds the entitlement (okta, github, aws, ...)."
+    )
+    record_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="Version of the record this event announces (+1 per change); consumers drop older versions.",
     )

@@ -164,6 +164,8 @@ class EntitlementRecord(StrictModel):
             exception_window_end=self.exception_window_end,
             revoke_requested_at=self.revoke_requested_at,
             revoke_confirm_by=self.revoke_confirm_by,
+            source_system=self.source_system,
+            record_version=self.version,
         )
         return event
 
