@@ -82,6 +82,16 @@ class GrantEvent(Envelope):
         max_length=200,
         description="Provisioning command that caused this change, when an executor knows it.",
     )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the source itself will end this grant (time-bound PIM assignment, token TTL), if it says.",
+    )
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="Vendor facts worth keeping that are not part of the key (e.g. `policies`, `trust_policy_principals`, "
+        "`time_source`); small string values only.",
+    )
 
 
 class PrincipalStatus(StrEnum):
