@@ -249,3 +249,14 @@ class ExceptionGrant(StrictModel):
     window_start: AwareDatetime
     window_end: AwareDatetime
     reviewer: str | None = None
+
+
+class ObservedGrant(StrictModel):
+    """The latest grant state a source reported for an entitlement key (a row of `observed_grants`)."""
+
+    key: str
+    live: bool
+    source_system: str
+    observed_at: AwareDatetime
+    vendor_event_id: str
+    command_id: str | None = None

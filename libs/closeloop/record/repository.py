@@ -17,7 +17,13 @@ import asyncpg
 
 from closeloop.contracts.entitlements import EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey
-from closeloop.record.models import LIVE_STATUSES, EntitlementRecord, IdentityRecord, RecertificationEvidence
+from closeloop.record.models import (
+    LIVE_STATUSES,
+    EntitlementRecord,
+    IdentityRecord,
+    ObservedGrant,
+    RecertificationEvidence,
+)
 
 ENTITLEMENT_COLUMNS = (
     "key, principal, resource, privilege, source_system, principal_kind, owner, tickets, status, last_change, "
@@ -122,6 +128,24 @@ async def lock_by_principal(
     """Lock every entitlement a principal holds in `statuses` (default: live ones), e.g. for offboarding."""
     return await _select(
         conn, "principal = $1 AND status = ANY($2::text[])", [principal, _statuses(statuses)], for_update=True
+    )
+
+
+async def lock_by_principal_names(
+    conn: asyncpg.Connection,
+    principals: Iterable[str],
+    names: Iterable[str] = (),
+    statuses: Iterable[EntitlementStatus] | None = None,
+) -> list[EntitlementRecord]:
+    """Lock every entitlement held by one of `principals` (canonical), or by any principal whose id part
+    is one of `names` (case-insensitive: an offboarding ticket naming `alice@example.com` matches
+    `okta:user:alice@example.com` and `entra:user:alice@example.com`)."""
+    return await _select(
+        conn,
+        "(principal = ANY($1::text[]) OR lower(substring(principal from '^[^:]+:[^:]+:(.*)$')) = ANY($2::text[]))"
+        " AND status = ANY($3::text[])",
+        [sorted(set(principals)), sorted({n.lower() for n in names}), _statuses(statuses)],
+        for_update=True,
     )
 
 
@@ -311,3 +335,20 @@ async def recertifications_for(conn: asyncpg.Connection, key: EntitlementKey | s
         )
         for r in rows
     ]
+
+
+async def load_observed(conn: asyncpg.Connection, key: EntitlementKey | str) -> ObservedGrant | None:
+    """The latest grant state a source reported for `key` (approved or not), if any."""
+    row = await conn.fetchrow(
+        "SELECT key, live, source_system, observed_at, vendor_event_id, command_id FROM observed_grants WHERE key = $1",
+        _key(key),
+    )
+    return ObservedGrant.model_validate(dict(row)) if row else None
+
+
+async def principals_for_alias(conn: asyncpg.Connection, names: Iterable[str]) -> list[str]:
+    """Canonical principals that any of `names` is an alias of."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT principal FROM identity_aliases WHERE alias = ANY($1::text[])", sorted(set(names))
+    )
+    return [r["principal"] for r in rows]

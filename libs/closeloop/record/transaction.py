@@ -45,6 +45,7 @@ from closeloop.record.models import (
     EntitlementRecord,
     ExceptionGrant,
     IdentityRecord,
+    ObservedGrant,
     RecertificationEvidence,
     RecordTopics,
 )
@@ -447,7 +448,12 @@ class RecordTransaction:
 
     async def observed_live(self, key: EntitlementKey) -> bool:
         """True when the latest report from the source says the grant is live."""
-        return bool(await self.conn.fetchval("SELECT live FROM observed_grants WHERE key = $1", str(key)))
+        observed = await self.observed(key)
+        return observed is not None and observed.live
+
+    async def observed(self, key: EntitlementKey) -> ObservedGrant | None:
+        """The latest grant state a source reported for `key`, if any."""
+        return await repository.load_observed(self.conn, key)
 
 
 @asynccontextmanager
