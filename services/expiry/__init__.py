@@ -1,0 +1,1 @@
+"""expiry: machine-enforced TTL expiry, revocation triggers, recertification and revoke-confirmation deadlines."""

@@ -1,0 +1,110 @@
+"""Settings of the expiry service (env prefix `CLOSELOOP_EXPIRY_`).
+
+Durations accept seconds (`900`) or ISO 8601 (`PT15M`, `P7D`); lists accept JSON (`["P7D","P1D"]`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from closeloop import topics
+from closeloop.contracts.grants import PrincipalStatus
+from closeloop.contracts.tickets import TicketTransition
+from closeloop.settings import ServiceSettings
+
+DEFAULT_TRIGGER_TRANSITIONS = (
+    TicketTransition.APPROVED,
+    TicketTransition.IN_FULFILMENT,
+    TicketTransition.FULFILLED,
+    TicketTransition.CLOSED_COMPLETE,
+)
+
+
+class ExpirySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_EXPIRY_", extra="ignore", frozen=True)
+
+    # Ops server (health, readiness, metrics) port.
+    ops_port: int = Field(default=8483, ge=0, le=65535)
+    # Consumer group of the trigger consumer; every expiry worker joins the same group.
+    group_id: str = Field(default="closeloop-expiry")
+    # Source name in the envelope of every event and command this service emits.
+    event_source: str = Field(default="closeloop/expiry")
+
+    # --- topics (overridable so tests use unique names) ---
+    # Ticket events: offboarding, project-end and recertification tickets.
+    tickets_topic: str = Field(default=topics.ITSM_TICKETS)
+    # Grant stream: principal status changes (offboarding at the identity source).
+    grants_topic: str = Field(default=topics.IAM_GRANTS)
+    # Entitlement record events this service announces (expired, revoke_requested, notices, ...).
+    entitlements_topic: str = Field(default=topics.ENTITLEMENTS)
+    # Revoke commands for the IAM executors.
+    commands_topic: str = Field(default=topics.PROVISIONING_COMMANDS)
+    # Whether to run the trigger consumer (off for a sweep-only worker).
+    consume_triggers: bool = Field(default=True)
+
+    # --- sweep ---
+    # Seconds between sweeps; an entitlement is revoked at most this long after it expires.
+    sweep_interval_s: float = Field(default=5.0, gt=0)
+    # Rows locked and handled per transaction (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n).
+    sweep_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Whether this worker sweeps at all (a consumer-only worker can turn it off).
+    sweep_enabled: bool = Field(default=True)
+
+    # --- revoke SLA and retries ---
+    # How long the source has to confirm a revoke before REVOKE_UNCONFIRMED is raised.
+    revoke_sla: timedelta = Field(default=timedelta(minutes=15))
+    # Wait after a missed confirmation deadline before the first retry; doubled each further miss.
+    retry_initial: timedelta = Field(default=timedelta(minutes=1))
+    # Growth factor of the retry wait.
+    retry_factor: float = Field(default=2.0, ge=1.0)
+    # Upper bound of the retry wait.
+    retry_max: timedelta = Field(default=timedelta(hours=6))
+    # Attempts in total (the first command included); after that the revoke stays unconfirmed and alerting.
+    retry_max_attempts: int = Field(default=8, ge=1)
+
+    # --- expiry notices ---
+    # Owner notices before expiry, as offsets before `expires_at`; each is sent once per expiry date.
+    notice_offsets: tuple[timedelta, ...] = Field(default=(timedelta(days=7), timedelta(days=1)))
+
+    # --- recertification policy ---
+    # Recertification interval for human entitlements without their own interval (None: not required).
+    recert_interval_human: timedelta | None = Field(default=timedelta(days=180))
+    # Recertification interval for non-human identities' entitlements (None: not required).
+    recert_interval_nhi: timedelta | None = Field(default=timedelta(days=90))
+    # `recertification_due` is announced this long before the due date.
+    recert_due_lead: timedelta = Field(default=timedelta(days=14))
+    # Grace after the due date before `recertification_overdue` (RECERT_OVERDUE at the reconciler).
+    recert_overdue_grace: timedelta = Field(default=timedelta(0))
+    # Revoke automatically this long after the due date when still not recertified (None: alert only).
+    recert_revoke_after: timedelta | None = Field(default=None)
+
+    # --- triggers ---
+    # Principal statuses that mean "offboarded": all of its entitlements are revoked.
+    offboarded_statuses: tuple[PrincipalStatus, ...] = Field(
+        default=(PrincipalStatus.DEACTIVATED, PrincipalStatus.DELETED)
+    )
+    # Ticket transitions of offboarding / project-end tickets that fire the revocation.
+    trigger_transitions: tuple[TicketTransition, ...] = Field(default=DEFAULT_TRIGGER_TRANSITIONS)
+
+    @field_validator("notice_offsets")
+    @classmethod
+    def _offsets(cls, value: tuple[timedelta, ...]) -> tuple[timedelta, ...]:
+        if any(offset <= timedelta(0) for offset in value):
+            raise ValueError("notice offsets must be positive durations before expiry")
+        return tuple(sorted(set(value), reverse=True))
+
+    @field_validator("revoke_sla", "retry_initial", "retry_max")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> ExpirySettings:
+        if self.retry_max < self.retry_initial:
+            raise ValueError("retry_max must not be shorter than retry_initial")
+        return self
