@@ -215,6 +215,9 @@ class RecordTransaction:
     async def lock_many(self, keys: Iterable[EntitlementKey | str]) -> dict[str, EntitlementRecord]:
         return await repository.lock_many(self.conn, keys)
 
+    async def load_identity(self, principal: str, *, for_update: bool = False) -> IdentityRecord | None:
+        return await repository.load_identity(self.conn, principal, for_update=for_update)
+
     # -- entitlement changes -----------------------------------------------------------------------
 
     async def apply(

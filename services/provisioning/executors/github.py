@@ -1,0 +1,81 @@
+"""GitHub: team membership through the Teams API.
+
+    PUT    /orgs/{org}/teams/{team_slug}/memberships/{username}   body {"role": "member"|"maintainer"}
+           (200: active, or pending until the user accepts the org invitation)
+    DELETE /orgs/{org}/teams/{team_slug}/memberships/{username}   (204: removed; 404: already gone)
+
+Bearer token, `X-GitHub-Api-Version`. Handles `github:user:<login>` / `github:team:<org>/<slug>` /
+`member` or `maintainer`; org and repository permissions go to the manual executor.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from closeloop.contracts.commands import CommandAction, ProvisioningCommand
+from closeloop.contracts.identity import EntitlementKey, split_ref
+from provisioning.executors.base import Execution, Executor
+from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
+
+TEAM_ROLES = ("member", "maintainer")
+
+
+class GitHubExecutor(Executor):
+    name = "github"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        *,
+        api_version: str = "2022-11-28",
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._http = RetryingHttp(
+            base_url,
+            {
+                "Authorization": f"Bearer {token.get_secret_value()}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": api_version,
+                "User-Agent": "closeloop-provisioning",
+            },
+            retry,
+        )
+
+    def supports(self, key: EntitlementKey) -> bool:
+        principal_system, principal_type, _ = split_ref(key.principal)
+        resource_system, resource_type, team = split_ref(key.resource)
+        org, _, slug = team.partition("/")
+        return (
+            (principal_system, principal_type) == ("github", "user")
+            and (resource_system, resource_type) == ("github", "team")
+            and bool(org and slug)
+            and key.privilege in TEAM_ROLES
+        )
+
+    async def execute(self, command: ProvisioningCommand) -> Execution:
+        org, _, slug = split_ref(command.key.resource)[2].partition("/")
+        username = split_ref(command.key.principal)[2]
+        path = f"/orgs/{quote(org, safe='')}/teams/{quote(slug, safe='')}/memberships/{quote(username, safe='')}"
+        try:
+            if command.action is CommandAction.REVOKE:
+                response = await self._http.request(
+                    "DELETE", path, ok=(204,), accept=(404,), retry_forbidden_when_limited=True
+                )
+                if response.status == 404:
+                    return Execution.succeeded("not a team member (already removed)")
+                return Execution.succeeded("removed from the team")
+            response = await self._http.request(
+                "PUT", path, json={"role": command.key.privilege}, ok=(200,), retry_forbidden_when_limited=True
+            )
+            state = response.body.get("state") if isinstance(response.body, dict) else None
+            if state == "pending":
+                return Execution.succeeded("team membership pending until the user accepts the org invitation")
+            return Execution.succeeded(f"team membership {state or 'active'} as {command.key.privilege}")
+        except HttpCallFailed as exc:
+            return Execution.failed(str(exc))
+
+    async def close(self) -> None:
+        await self._http.close()

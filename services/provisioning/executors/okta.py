@@ -1,0 +1,86 @@
+"""Okta: group membership through the Groups API.
+
+    PUT    /api/v1/groups/{groupId}/users/{userId}   (204: member, also when already a member)
+    DELETE /api/v1/groups/{groupId}/users/{userId}   (204: removed; 404: already gone)
+    GET    /api/v1/users/{login}                     (resolve a login to the user id)
+
+Authorization is `SSWS <API token>`. Handles `okta:user:<login or id>` / `okta:group:<groupId>` /
+`member`; app assignments and admin roles go to the manual executor.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from pydantic import SecretStr
+
+from closeloop.contracts.commands import CommandAction, ProvisioningCommand
+from closeloop.contracts.identity import EntitlementKey, split_ref
+from provisioning.executors.base import Execution, Executor
+from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
+
+OKTA_ID = re.compile(r"^00[a-zA-Z0-9]{18}$")
+
+
+class OktaExecutor(Executor):
+    name = "okta"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: SecretStr,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._http = RetryingHttp(
+            base_url,
+            {
+                "Authorization": f"SSWS {token.get_secret_value()}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "User-Agent": "closeloop-provisioning",
+            },
+            retry,
+        )
+
+    def supports(self, key: EntitlementKey) -> bool:
+        principal_system, principal_type, _ = split_ref(key.principal)
+        resource_system, resource_type, _ = split_ref(key.resource)
+        return (
+            (principal_system, principal_type) == ("okta", "user")
+            and (resource_system, resource_type) == ("okta", "group")
+            and key.privilege == "member"
+        )
+
+    async def execute(self, command: ProvisioningCommand) -> Execution:
+        group_id = quote(split_ref(command.key.resource)[2], safe="")
+        user = split_ref(command.key.principal)[2]
+        revoke = command.action is CommandAction.REVOKE
+        try:
+            user_id = await self._user_id(user)
+            if user_id is None:
+                if revoke:
+                    return Execution.succeeded(f"Okta has no user {user}: nothing to remove")
+                return Execution.failed(f"Okta has no user {user}")
+            path = f"/api/v1/groups/{group_id}/users/{quote(user_id, safe='')}"
+            if revoke:
+                response = await self._http.request("DELETE", path, ok=(204, 200), accept=(404,))
+                if response.status == 404:
+                    return Execution.succeeded("not a member (already removed)")
+                return Execution.succeeded("removed from the group")
+            await self._http.request("PUT", path, ok=(204, 200))
+            return Execution.succeeded("added to the group")
+        except HttpCallFailed as exc:
+            return Execution.failed(str(exc))
+
+    async def _user_id(self, user: str) -> str | None:
+        if OKTA_ID.match(user):
+            return user
+        response = await self._http.request("GET", f"/api/v1/users/{quote(user, safe='')}", ok=(200,), accept=(404,))
+        if response.status == 404 or not isinstance(response.body, dict):
+            return None
+        user_id = response.body.get("id")
+        return str(user_id) if user_id else None
+
+    async def close(self) -> None:
+        await self._http.close()
