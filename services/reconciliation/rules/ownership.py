@@ -1,0 +1,49 @@
+"""NO_OWNER: a live, governed entitlement (with a record or an approval) has no owner, or its owner was
+offboarded (expiry announces `owner_offboarded`). Policy decides whether only non-human identities need an
+owner (the default) or every entitlement does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from closeloop.contracts.alerts import DriftRule
+from reconciliation.rules.approvals import approvals
+from reconciliation.rules.base import Evidence, JoinView, RulePolicy, RuleResult, clear, holds, iso
+
+RULE = DriftRule.NO_OWNER
+
+
+def no_owner(view: JoinView, now: datetime, policy: RulePolicy) -> RuleResult:
+    state = view.state
+    if not state.live:
+        return clear(RULE)
+    kind = state.principal_kind
+    if policy.owner_required_for != "all" and not kind.is_nhi:
+        return clear(RULE)
+    record = state.record
+    tickets = approvals(view, now, include_expired=True)
+    if record is None and not tickets:
+        return clear(RULE)  # ungoverned: UNTICKETED_GRANT speaks for it
+    owner = record.owner if record is not None else next((t.owner for t in tickets if t.owner), None)
+    if owner is None:
+        return holds(
+            RULE,
+            Evidence(
+                message=f"{kind.value} entitlement {state.key} has no owner",
+                tickets=tuple(tickets),
+                absent=("no owner on the entitlement record or its approving ticket",),
+                facts=(("principal_kind", kind.value),),
+                include_record=record is not None,
+            ),
+        )
+    if record is not None and record.owner_offboarded_at is not None:
+        return holds(
+            RULE,
+            Evidence(
+                message=f"owner {owner} of {state.key} was offboarded {iso(record.owner_offboarded_at)}",
+                facts=(("owner", owner), ("owner_offboarded_at", iso(record.owner_offboarded_at))),
+                include_record=True,
+            ),
+        )
+    return clear(RULE)
