@@ -1,0 +1,51 @@
+"""Connector SDK: everything an IAM system needs to publish grant events closeloop can join on.
+
+A connector (ours or a vendor's own) turns each change it observes into a `GrantEvent` (or a
+`PrincipalStatusChanged`), keys it by its canonical entitlement key, and publishes it durably on
+`iam.grants.v1`. Full listings of a scope go out as snapshots framed by start / end markers on every
+partition. Event ids are derived from the vendor record, so a record delivered twice yields the same
+ids and every consumer can drop the copy; `PostgresDedupe` also keeps the copy from being published.
+
+The contract is documented in `docs/connector-contract.md` and in the committed JSON Schema
+(`closeloop/contracts/jsonschema/iam.grant.changed.v1.schema.json`).
+"""
+
+from closeloop.connector_sdk.aliases import (
+    AliasConflict,
+    aliases_of,
+    link_aliases,
+    load_alias_config,
+    parse_alias_config,
+    resolve_identity,
+)
+from closeloop.connector_sdk.dedupe import InMemoryDedupe, PostgresDedupe, claim_record_ids
+from closeloop.connector_sdk.events import (
+    build_grant,
+    build_principal_status,
+    correlation_for,
+    deterministic_event_id,
+    record_key,
+)
+from closeloop.connector_sdk.publisher import GrantPublisher
+from closeloop.connector_sdk.snapshot import LiveEntitlement, SnapshotResult, publish_snapshot
+
+__all__ = [
+    "AliasConflict",
+    "GrantPublisher",
+    "InMemoryDedupe",
+    "LiveEntitlement",
+    "PostgresDedupe",
+    "SnapshotResult",
+    "aliases_of",
+    "build_grant",
+    "build_principal_status",
+    "claim_record_ids",
+    "correlation_for",
+    "deterministic_event_id",
+    "link_aliases",
+    "load_alias_config",
+    "parse_alias_config",
+    "publish_snapshot",
+    "record_key",
+    "resolve_identity",
+]
