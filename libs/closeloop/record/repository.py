@@ -307,7 +307,7 @@ async def load_identity(conn: asyncpg.Connection, principal: str, *, for_update:
     row = await conn.fetchrow(sql, principal)
     if row is None:
         return None
-    aliases = await conn.fetch("SELECT alias FROM identity_aliases WHERE principal = $1", principal)
+    aliases = await conn.fetch("SELECT alias FROM principal_aliases WHERE principal = $1", principal)
     return identity_from_row(row, [a["alias"] for a in aliases])
 
 
@@ -316,7 +316,7 @@ async def resolve_principal(conn: asyncpg.Connection, name: str) -> str | None:
     found = await conn.fetchval("SELECT principal FROM identities WHERE principal = $1", name)
     if found:
         return str(found)
-    found = await conn.fetchval("SELECT principal FROM identity_aliases WHERE alias = $1", name)
+    found = await conn.fetchval("SELECT principal FROM principal_aliases WHERE alias = $1", name)
     return str(found) if found else None
 
 
@@ -349,6 +349,6 @@ async def load_observed(conn: asyncpg.Connection, key: EntitlementKey | str) -> 
 async def principals_for_alias(conn: asyncpg.Connection, names: Iterable[str]) -> list[str]:
     """Canonical principals that any of `names` is an alias of."""
     rows = await conn.fetch(
-        "SELECT DISTINCT principal FROM identity_aliases WHERE alias = ANY($1::text[])", sorted(set(names))
+        "SELECT DISTINCT principal FROM principal_aliases WHERE alias = ANY($1::text[])", sorted(set(names))
     )
     return [r["principal"] for r in rows]

@@ -407,7 +407,7 @@ class RecordTransaction:
         if new_aliases:
             # An alias points at one identity; a later sighting under another principal moves it.
             await self.conn.executemany(
-                "INSERT INTO identity_aliases (alias, principal, source) VALUES ($1, $2, $3)"
+                "INSERT INTO principal_aliases (alias, principal, source) VALUES ($1, $2, $3)"
                 " ON CONFLICT (alias) DO UPDATE SET principal = EXCLUDED.principal",
                 [(a, principal, updated.source_system) for a in new_aliases],
             )
