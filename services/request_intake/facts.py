@@ -74,7 +74,7 @@ class _Reader:
         return f"{name} (no field configured in the {self.ctx.source} mapping)"
 
     def missing(self, name: str, kind: TicketKind) -> Unmappable:
-        return Unmappable(self.where(name), f"missing; a {kind.value} ticket must name it")
+        return Unmappable(self.where(name), f"missing; required for {kind.value} tickets")
 
 
 def _email_lower(value: str) -> str:
@@ -144,11 +144,13 @@ def map_facts(
     principal: str | None = None
     requested_for: str | None = None
     if requested_for_field is not None:
-        requested_for = requested_for_field[1]
         try:
-            principal = canonical_principal(requested_for, system, common)
+            principal = canonical_principal(requested_for_field[1], system, common)
         except NamingError as exc:
             raise Unmappable(requested_for_field[0], f"requested_for {exc}") from exc
+        # The canonical principal when a system qualifies it (one identity string for every consumer),
+        # else the beneficiary as written (emails lower-cased), e.g. an offboarding without access_system.
+        requested_for = principal or _email_lower(requested_for_field[1])
     elif kind in KINDS_NEEDING_SCOPE or kind is TicketKind.OFFBOARDING:
         raise read.missing("requested_for", kind)
 
