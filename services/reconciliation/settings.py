@@ -86,6 +86,9 @@ class ReconciliationSettings(ServiceSettings):
     closed_removal_grace: timedelta = Field(default=timedelta(minutes=15))
     # A fulfilled ticket waits this long for its grant before FULFILMENT_MISSING fires.
     fulfilment_grace: timedelta = Field(default=timedelta(minutes=30))
+    # NO_OWNER / NO_EXPIRY judge a live grant by its approving ticket alone only after this long without an
+    # entitlement record (provisioning writes the record right after the grant; this avoids flapping alerts).
+    record_settle_grace: timedelta = Field(default=timedelta(minutes=5))
     # Time after expires_at (or an exception window's end) before EXPIRED_STILL_LIVE / EXCEPTION_EXPIRED fire;
     # expiry revokes at the deadline and the source needs a moment to confirm.
     expiry_grace: timedelta = Field(default=timedelta(minutes=5))
@@ -144,6 +147,7 @@ class ReconciliationSettings(ServiceSettings):
         "grant_before_approval_grace",
         "closed_removal_grace",
         "fulfilment_grace",
+        "record_settle_grace",
         "expiry_grace",
         "recert_grace",
     )

@@ -172,6 +172,8 @@ class GrantFact(StateModel):
     live_event_id: str | None = None
     live_vendor_event_type: str | None = None
     live_via_snapshot: bool = False
+    # When the reconciler itself first saw this grant live (processing time): records follow grants closely.
+    seen_live_at: datetime | None = None
     ended_at: datetime | None = None
     ended_event_id: str | None = None
     gone_by_snapshot: str | None = None

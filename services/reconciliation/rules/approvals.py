@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from reconciliation.rules.base import JoinView, RulePolicy
+from reconciliation.rules.base import JoinView, RulePolicy, later
 from reconciliation.state import APPROVING_KINDS, REMOVAL_KINDS, EntitlementState, TicketFact
 
 
@@ -101,6 +101,13 @@ def live_since(state: EntitlementState) -> datetime | None:
     if state.record is not None:
         return state.record.granted_at or state.record.occurred_at
     return None
+
+
+def record_settles_at(state: EntitlementState, policy: RulePolicy) -> datetime | None:
+    """Until when a live grant without a record waits for provisioning's record (hygiene rules only)."""
+    seen = state.grant.seen_live_at if state.grant else None
+    since = later(live_since(state), seen)
+    return since + policy.record_settle_grace if since else None
 
 
 def removal_applies(view: JoinView, now: datetime) -> tuple[TicketFact, datetime] | None:

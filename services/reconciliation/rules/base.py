@@ -24,6 +24,7 @@ class RulePolicy:
     grant_before_approval_grace: timedelta = timedelta(minutes=10)
     closed_removal_grace: timedelta = timedelta(minutes=15)
     fulfilment_grace: timedelta = timedelta(minutes=30)
+    record_settle_grace: timedelta = timedelta(minutes=5)
     expiry_grace: timedelta = timedelta(minutes=5)
     recert_grace: timedelta = timedelta(0)
     credential_max_age: timedelta = timedelta(days=90)

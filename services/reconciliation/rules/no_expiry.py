@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from closeloop.contracts.alerts import DriftRule
-from reconciliation.rules.approvals import approvals
+from reconciliation.rules.approvals import approvals, record_settles_at
 from reconciliation.rules.base import Evidence, JoinView, RulePolicy, RuleResult, clear, holds
 
 RULE = DriftRule.NO_EXPIRY
@@ -24,6 +24,10 @@ def no_expiry(view: JoinView, now: datetime, policy: RulePolicy) -> RuleResult:
     tickets = approvals(view, now, include_expired=True)
     if record is None and not tickets:
         return clear(RULE)  # ungoverned: UNTICKETED_GRANT speaks for it
+    if record is None:
+        settled = record_settles_at(state, policy)
+        if settled is not None and now < settled:
+            return clear(RULE, next_check=settled)  # the record usually follows the grant closely
     why = policy.requires_expiry(state.resource, state.privilege, state.principal_kind.is_nhi)
     if why is None:
         return clear(RULE)

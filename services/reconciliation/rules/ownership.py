@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from closeloop.contracts.alerts import DriftRule
-from reconciliation.rules.approvals import approvals
+from reconciliation.rules.approvals import approvals, record_settles_at
 from reconciliation.rules.base import Evidence, JoinView, RulePolicy, RuleResult, clear, holds, iso
 
 RULE = DriftRule.NO_OWNER
@@ -25,6 +25,10 @@ def no_owner(view: JoinView, now: datetime, policy: RulePolicy) -> RuleResult:
     tickets = approvals(view, now, include_expired=True)
     if record is None and not tickets:
         return clear(RULE)  # ungoverned: UNTICKETED_GRANT speaks for it
+    if record is None:
+        settled = record_settles_at(state, policy)
+        if settled is not None and now < settled:
+            return clear(RULE, next_check=settled)  # the record usually follows the grant closely
     owner = record.owner if record is not None else next((t.owner for t in tickets if t.owner), None)
     if owner is None:
         return holds(
