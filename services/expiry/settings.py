@@ -42,6 +42,8 @@ class ExpirySettings(ServiceSettings):
     entitlements_topic: str = Field(default=topics.ENTITLEMENTS)
     # Revoke commands for the IAM executors.
     commands_topic: str = Field(default=topics.PROVISIONING_COMMANDS)
+    # Create the topics above (and the inputs' dead-letter topics) at start when missing.
+    ensure_topics: bool = Field(default=True)
     # Whether to run the trigger consumer (off for a sweep-only worker).
     consume_triggers: bool = Field(default=True)
 
@@ -88,6 +90,22 @@ class ExpirySettings(ServiceSettings):
     )
     # Ticket transitions of offboarding / project-end tickets that fire the revocation.
     trigger_transitions: tuple[TicketTransition, ...] = Field(default=DEFAULT_TRIGGER_TRANSITIONS)
+
+    def topic_specs(self) -> list[topics.TopicSpec]:
+        """The topics this service reads and writes, as the registry declares them, under configured names."""
+        by_name = {spec.name: spec for spec in topics.TOPICS}
+        specs = []
+        for default, name in (
+            (topics.ITSM_TICKETS, self.tickets_topic),
+            (topics.IAM_GRANTS, self.grants_topic),
+            (topics.ENTITLEMENTS, self.entitlements_topic),
+            (topics.PROVISIONING_COMMANDS, self.commands_topic),
+        ):
+            base = by_name[default]
+            specs.append(topics.TopicSpec(name, base.retention_ms, base.compacted, base.has_dlq))
+        for name in (self.tickets_topic, self.grants_topic):
+            specs.append(topics.TopicSpec(topics.dlq(name), topics.DLQ_RETENTION_MS, has_dlq=False))
+        return specs
 
     @field_validator("notice_offsets")
     @classmethod

@@ -1,0 +1,86 @@
+"""What every expiry handler needs: the pool, the clock, the policy derived from settings, topics, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+
+from closeloop.record import RecordTopics, RecordTransaction, record_transaction
+from expiry.backoff import RetrySchedule
+from expiry.clock import Clock, SystemClock
+from expiry.metrics import ExpiryMetrics
+from expiry.recertification import RecertPolicy
+from expiry.settings import ExpirySettings
+
+ACTOR = "expiry"
+CONSUMER = "expiry"  # name under which input event ids are claimed in processed_events
+
+
+@dataclass(frozen=True)
+class ExpiryPolicy:
+    revoke_sla: timedelta
+    notice_offsets: tuple[timedelta, ...]
+    retries: RetrySchedule
+    recert: RecertPolicy
+    batch_size: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: ExpirySettings) -> ExpiryPolicy:
+        return cls(
+            revoke_sla=settings.revoke_sla,
+            notice_offsets=settings.notice_offsets,
+            retries=RetrySchedule(
+                initial=settings.retry_initial,
+                factor=settings.retry_factor,
+                maximum=settings.retry_max,
+                max_attempts=settings.retry_max_attempts,
+            ),
+            recert=RecertPolicy(
+                interval_human=settings.recert_interval_human,
+                interval_nhi=settings.recert_interval_nhi,
+                due_lead=settings.recert_due_lead,
+                overdue_grace=settings.recert_overdue_grace,
+                revoke_after=settings.recert_revoke_after,
+            ),
+            batch_size=settings.sweep_batch_size,
+        )
+
+
+@dataclass
+class ExpiryContext:
+    pool: asyncpg.Pool
+    policy: ExpiryPolicy
+    topics: RecordTopics
+    clock: Clock = field(default_factory=SystemClock)
+    metrics: ExpiryMetrics = field(default_factory=ExpiryMetrics)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ExpirySettings,
+        pool: asyncpg.Pool,
+        *,
+        clock: Clock | None = None,
+        metrics: ExpiryMetrics | None = None,
+    ) -> ExpiryContext:
+        return cls(
+            pool=pool,
+            policy=ExpiryPolicy.from_settings(settings),
+            topics=RecordTopics(
+                entitlements=settings.entitlements_topic,
+                commands=settings.commands_topic,
+                grants=settings.grants_topic,
+            ),
+            clock=clock or SystemClock(),
+            metrics=metrics or ExpiryMetrics(),
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[RecordTransaction]:
+        """One record transaction stamped by this context's clock."""
+        async with record_transaction(self.pool, actor=ACTOR, topics=self.topics, clock=self.clock.now) as tx:
+            yield tx
