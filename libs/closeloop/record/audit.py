@@ -308,12 +308,14 @@ async def _verify(conn: asyncpg.Connection, batch_size: int, expect: tuple[int, 
     head = await conn.fetchrow("SELECT seq, hash FROM audit_chain_head WHERE id = 1")
     if head is None:
         return _broken(checked, expected_seq, prev, "the chain head row is missing")
-    if int(head["seq"]) != expected_seq - 1 or head["hash"] != prev:
+    last_seq, head_seq = expected_seq - 1, int(head["seq"])
+    if head_seq != last_seq or head["hash"] != prev:
+        # Rows beyond the head were appended outside the chain; a head beyond the rows means a cut tail.
         return _broken(
             checked,
-            expected_seq,
+            min(head_seq, last_seq) + 1,
             prev,
-            f"the chain head is at seq {head['seq']} but the log ends at seq {expected_seq - 1}: "
+            f"the chain head is at seq {head_seq} but the log ends at seq {last_seq}: "
             "rows deleted from the end, or appended outside the chain",
         )
     if not anchor_seen and expect is not None:
