@@ -35,7 +35,7 @@ def parse_datetime(value: object, *, zone: tzinfo = UTC, formats: Sequence[str] 
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return parse_datetime(int(text), zone=zone)
     parsed: datetime | None = None
     try:

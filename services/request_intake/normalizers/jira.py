@@ -252,6 +252,6 @@ def _version(payload: dict[str, Any]) -> int | None:
     raw = scalar(resolve(payload, "changelog.id"))
     if raw is None:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise Unmappable("changelog.id", "not a numeric changelog id")
     return int(raw)

@@ -28,6 +28,7 @@ SN_FORMATS = ("%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y")
         ("1550286862039", datetime(2019, 2, 16, 3, 14, 22, 39000, tzinfo=UTC)),
         (1550286862, datetime(2019, 2, 16, 3, 14, 22, tzinfo=UTC)),  # epoch seconds
         ("", None),
+        ("²", None),
         ("yesterday", None),
         (None, None),
         (True, None),

@@ -211,9 +211,10 @@ def test_bodies_that_are_not_jira_webhooks(payload: Any, field: str) -> None:
     assert caught.value.field == field
 
 
-def test_non_numeric_changelog_id() -> None:
+@pytest.mark.parametrize("changelog_id", ["abc", "²", "-1", "1.5"])
+def test_non_numeric_changelog_id(changelog_id: str) -> None:
     payload = load("jira", "cloud_transition_approved.json")
-    payload["changelog"]["id"] = "abc"
+    payload["changelog"]["id"] = changelog_id
     with pytest.raises(Unmappable) as caught:
         normalize("jira", payload, jira_site_mapping())
     assert caught.value.field == "changelog.id"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,6 +19,7 @@ from request_intake.signatures import (
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 OTHER = "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
 BODY = b'{"sys_id": "abc", "state": "3"}'
+Mutation = Callable[[dict[str, str], bytes], tuple[dict[str, str], bytes]]
 
 
 def lower(headers: dict[str, str]) -> dict[str, str]:
@@ -62,7 +64,7 @@ def test_standard_webhooks_accepts_one_valid_signature_among_several() -> None:
         (lambda h, b: (h, b"\xff\xfe"), "bad_signature"),
     ],
 )
-def test_standard_webhooks_rejections(mutate, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_standard_webhooks_rejections(mutate: Mutation, reason: str) -> None:
     headers, body = mutate(sign_standard(SECRET, "msg_3", BODY), BODY)
     assert rejected(StandardWebhooksVerifier(SECRET), body, headers) == reason
 
