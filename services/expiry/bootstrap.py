@@ -60,7 +60,13 @@ async def build(
         runtime.closers.append(producer.stop)
 
         ctx = ExpiryContext.from_settings(settings, pool, clock=clock, metrics=metrics)
-        relay = OutboxRelay(pool, producer, metrics)
+        relay = OutboxRelay(
+            pool,
+            producer,
+            metrics,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
         runtime.loops.append(relay.run)
         runtime.stoppers.append(relay.stop)
 

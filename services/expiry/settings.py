@@ -55,6 +55,10 @@ class ExpirySettings(ServiceSettings):
     # Whether this worker sweeps at all (a consumer-only worker can turn it off).
     sweep_enabled: bool = Field(default=True)
 
+    # Outbox relay: rows published per batch, and how often to look when no notification arrives.
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0)
+
     # --- revoke SLA and retries ---
     # How long the source has to confirm a revoke before REVOKE_UNCONFIRMED is raised.
     revoke_sla: timedelta = Field(default=timedelta(minutes=15))

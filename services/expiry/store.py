@@ -16,7 +16,7 @@ import asyncpg
 
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import TicketRef
-from closeloop.record import EntitlementRecord
+from closeloop.record import EntitlementRecord, repository
 from closeloop.record.repository import ENTITLEMENT_COLUMNS, record_from_row
 from expiry.planning import FollowUp
 from expiry.recertification import RecertPolicy, RecertStage
@@ -422,16 +422,14 @@ async def complete_trigger(conn: asyncpg.Connection, trigger_id: int, now: datet
 
 
 async def expand_identities(conn: asyncpg.Connection, principals: Iterable[str], names: Iterable[str]) -> list[str]:
-    """Other names of these identities from the alias table, in both directions."""
-    wanted = sorted({*principals, *names})
-    if not wanted:
-        return []
-    rows = await conn.fetch(
-        "SELECT principal AS name FROM identity_aliases WHERE alias = ANY($1::text[]) OR lower(alias) = ANY($1::text[])"
-        " UNION SELECT alias FROM identity_aliases WHERE principal = ANY($1::text[])",
-        wanted,
-    )
-    return [r["name"] for r in rows]
+    """Other names of these identities from the record's alias table, in both directions."""
+    principals, names = set(principals), set(names)
+    found = set(await repository.principals_for_alias(conn, principals | names))
+    for principal in sorted(principals | found):
+        identity = await repository.load_identity(conn, principal)
+        if identity is not None:
+            found.update(identity.aliases)
+    return sorted(found - principals)
 
 
 _HELD_BY_SQL = f"""
