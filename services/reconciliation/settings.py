@@ -8,6 +8,7 @@ consumers that verify the signatures), never logged.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -45,6 +46,9 @@ class ReconciliationSettings(ServiceSettings):
     # faust application id: the consumer group, and the prefix of the join topic and the table changelogs.
     # Every reconciler worker of one deployment uses the same id; tests use unique ones.
     app_id: str = Field(default="closeloop-reconciliation", min_length=1, max_length=200)
+    # faust's working folder (it keeps no table data there: tables live in memory and in their changelog topics);
+    # default `<state dir>/reconciliation/<app_id>`.
+    data_dir: Path | None = Field(default=None)
     # Source name in the envelope headers of every alert this service emits.
     event_source: str = Field(default="closeloop/reconciliation")
 
@@ -60,6 +64,10 @@ class ReconciliationSettings(ServiceSettings):
     # Partitions of the internal join topic and of the table changelogs (the unit of parallelism of the join).
     # Changing it on a live deployment needs a new app_id (the state is partitioned by it).
     join_partitions: int = Field(default=3, ge=1, le=1000)
+
+    # Minutes of the alerts topic read back after every (re)assignment, to skip re-sending alerts a crashed
+    # worker had already published.
+    ledger_window: timedelta = Field(default=timedelta(minutes=15))
 
     # --- processing ---
     # Inputs handled per batch by the join agent; alerts of a batch are acknowledged by the broker before the

@@ -85,6 +85,8 @@ class UnitOfWork:
     partitions: int
     _cache: dict[tuple[str, str], StateModel | None] = field(default_factory=dict)
     _dirty: dict[tuple[str, str], int] = field(default_factory=dict)
+    # Previous (value, dirty partition) of every slot written, so one failed input can be rolled back.
+    _journal: list[tuple[tuple[str, str], StateModel | None, int | None]] = field(default_factory=list)
 
     def _get(self, table: str, key: str, model: type[M]) -> M | None:
         slot = (table, key)
@@ -98,8 +100,22 @@ class UnitOfWork:
         slot = (table, key)
         if self._cache.get(slot) == value and slot not in self._dirty:
             return
+        self._journal.append((slot, self._cache.get(slot), self._dirty.get(slot)))
         self._cache[slot] = value
         self._dirty[slot] = partition
+
+    def savepoint(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, savepoint: int) -> None:
+        """Undo every write since the savepoint (an input whose processing failed half-way)."""
+        while len(self._journal) > savepoint:
+            slot, value, dirty = self._journal.pop()
+            self._cache[slot] = value
+            if dirty is None:
+                self._dirty.pop(slot, None)
+            else:
+                self._dirty[slot] = dirty
 
     def entitlement(self, key: str) -> EntitlementState | None:
         return self._get(ENTITLEMENTS, key, EntitlementState)
@@ -163,6 +179,7 @@ class UnitOfWork:
             if value is not None:
                 writes.append(Write(table=table, key=key, value=value.dump(), partition=partition))
         self._dirty.clear()
+        self._journal.clear()
         return writes
 
     def dirty_entitlements(self) -> list[EntitlementState]:

@@ -1,0 +1,94 @@
+"""The alert ledger: ids of alert records already on the alerts topic, so a restart does not publish them again.
+
+The join writes its state only after its alerts are acknowledged, so after a crash it re-decides (and would
+re-send, with the same deterministic ids) the alerts of the inputs it had not committed. Before processing
+after a (re)assignment, the reconciler reads the alerts topic back over a short window and skips ids already
+there. Consumers must still deduplicate on the id (at-least-once end to end); this keeps the topic clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from closeloop.logging import get_logger
+from closeloop.settings import KafkaSettings
+
+log = get_logger(__name__)
+
+ID_HEADER = "ce_id"
+
+
+class AlertLedger:
+    def __init__(self, kafka: KafkaSettings, topic: str, window: timedelta, max_ids: int = 200_000) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._window = window
+        self._max_ids = max_ids
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self.ready = asyncio.Event()
+        self.ready.set()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        while len(self._ids) > self._max_ids:
+            self._ids.popitem(last=False)
+
+    async def reload(self, now: datetime) -> int:
+        """Read the alerts topic back from now - window to its end; returns the number of ids read."""
+        started = time.monotonic()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._kafka.bootstrap,
+            client_id=f"{self._kafka.client_id}-alert-ledger",
+            enable_auto_commit=False,
+            security_protocol=self._kafka.security_protocol,
+            sasl_mechanism=self._kafka.sasl_mechanism or "PLAIN",
+            sasl_plain_username=self._kafka.sasl_username,
+            sasl_plain_password=self._kafka.sasl_password.get_secret_value() if self._kafka.sasl_password else None,
+        )
+        await consumer.start()
+        read = 0
+        try:
+            await consumer.topics()  # fetches the cluster metadata partitions_for_topic reads
+            partitions = consumer.partitions_for_topic(self._topic) or set()
+            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+            if not tps:
+                return 0
+            consumer.assign(tps)
+            since_ms = int((now - self._window).timestamp() * 1000)
+            starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            ends = await consumer.end_offsets(tps)
+            pending = {}
+            for tp in tps:
+                found = starts.get(tp)
+                if found is None or found.offset >= ends[tp]:
+                    continue
+                consumer.seek(tp, found.offset)
+                pending[tp] = ends[tp]
+            while pending:
+                batch = await consumer.getmany(*pending, timeout_ms=500)
+                if not batch:
+                    break
+                for tp, records in batch.items():
+                    for record in records:
+                        for key, value in record.headers or ():
+                            if key == ID_HEADER and value:
+                                self.add(value.decode(errors="replace"))
+                                read += 1
+                    if records and records[-1].offset + 1 >= pending[tp]:
+                        del pending[tp]
+        finally:
+            await consumer.stop()
+        log.info("alert ledger loaded", ids=read, seconds=round(time.monotonic() - started, 3))
+        return read
