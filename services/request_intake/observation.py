@@ -22,6 +22,13 @@ from request_intake.problems import Unmappable
 # Statuses after which the ticket is finished; leaving one of them is a reopening.
 CLOSED = frozenset({TicketTransition.CLOSED_COMPLETE, TicketTransition.CLOSED_CANCELLED, TicketTransition.REJECTED})
 
+# Vendor fields behind (ticket key, ticket number, state), the values kept in PostgreSQL.
+_STORED_FIELDS = {
+    "servicenow": ("sys_id", "number", "state"),
+    "jira": ("issue.id", "issue.key", "changelog.items[status].toString"),
+    "generic": ("data.ticket_id", "data.ticket_number", "data.state"),
+}
+
 _EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://closeloop.dev/request-intake/ticket-event")
 
 
@@ -64,6 +71,15 @@ class TicketObservation:
     previous_vendor_state: str | None = None  # when the record itself says (Jira changelog `fromString`)
     previous_phase_hint: TicketTransition | None = None  # canonical status before, when the record says
     reopened_hint: bool = False  # the vendor says this was a reopening (Jira Server `issue_reopened`)
+
+    def __post_init__(self) -> None:
+        # PostgreSQL text cannot hold NUL characters; refuse them here (422) rather than fail at the database.
+        fields = _STORED_FIELDS[self.draft.system]
+        for field_name, value in zip(
+            fields, (self.state_key, self.draft.ticket_number, self.vendor_state), strict=True
+        ):
+            if "\x00" in value:
+                raise Unmappable(field_name, "contains a NUL character")
 
     @property
     def system(self) -> str:

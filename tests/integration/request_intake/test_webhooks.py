@@ -64,7 +64,7 @@ async def test_signed_ritm_approved_then_closed_complete_gives_one_event_each(
     assert again.status == 202
     assert again.body["results"][0]["result"] == "duplicate"
 
-    records = [r for r in await read_all(kafka_settings, running.tickets)]
+    records = await read_all(kafka_settings, running.tickets)
     events = ticket_events(records, sys_id)
     assert [e.transition for e in events] == [T.APPROVED, T.CLOSED_COMPLETE]
     first, second = events

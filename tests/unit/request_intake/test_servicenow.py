@@ -378,3 +378,9 @@ def test_bodies_that_are_not_records(body: Any) -> None:
 
 def test_a_page_element_that_is_not_an_object() -> None:
     assert unmappable({"result": ["RITM0010042"]}).field == "result[0]"
+
+
+def test_nul_characters_in_stored_fields_are_refused() -> None:
+    record = load("servicenow", "ritm_requested.json")
+    record["number"] = "RITM\x00001"
+    assert unmappable(record).field == "number"
