@@ -76,7 +76,13 @@ async def plan_sweep(
     for record in records:
         if record.expires_at is None:
             continue
-        plan = plan_notices(record.expires_at, policy.notice_offsets, handled.get(str(record.key), set()), now)
+        plan = plan_notices(
+            record.expires_at,
+            policy.notice_offsets,
+            handled.get(str(record.key), set()),
+            now,
+            since=record.granted_at or record.created_at,
+        )
         if plan.send is not None:
             notices.add(f"notice {describe_offset(plan.send)}", str(record.key), sample_size)
     plans.append(notices)

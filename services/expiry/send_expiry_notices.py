@@ -10,10 +10,10 @@ from expiry.revoking import sweep_cause
 
 
 async def send_expiry_notices(ctx: ExpiryContext) -> tuple[int, int]:
-    """One batch (rows locked with SKIP LOCKED). Returns (rows locked, notices sent)."""
+    """One batch (rows locked with SKIP LOCKED). Returns (rows locked, rows handled)."""
     now = ctx.clock.now()
     offsets = ctx.policy.notice_offsets
-    sent = 0
+    sent = handled_rows = 0
     async with ctx.transaction() as tx:
         records = await store.notice_candidates(tx.conn, now, offsets, ctx.policy.batch_size)
         handled = await store.handled_notices(tx.conn, records)
@@ -22,9 +22,12 @@ async def send_expiry_notices(ctx: ExpiryContext) -> tuple[int, int]:
             if expires_at is None:
                 continue
             key = str(record.key)
-            plan = plan_notices(expires_at, offsets, handled.get(key, set()), now)
+            plan = plan_notices(
+                expires_at, offsets, handled.get(key, set()), now, since=record.granted_at or record.created_at
+            )
             for offset in plan.superseded:
                 await store.mark_notice(tx.conn, key, expires_at, offset, outcome="superseded", now=now)
+            handled_rows += 1
             if plan.send is None:
                 continue
             # The bookkeeping row goes first: if another worker already sent it, nothing is announced.
@@ -34,7 +37,7 @@ async def send_expiry_notices(ctx: ExpiryContext) -> tuple[int, int]:
                 continue
             owner = record.owner or "no owner on record"
             reason = (
-                f"expires in {describe_offset(plan.send)} at {expires_at.isoformat()}; owner: {owner};"
+                f"expires at {expires_at.isoformat()} ({describe_offset(plan.send)} notice); owner: {owner};"
                 " renew through an access request or let it lapse"
             )
             await tx.apply(
@@ -46,4 +49,4 @@ async def send_expiry_notices(ctx: ExpiryContext) -> tuple[int, int]:
             )
             sent += 1
     ctx.metrics.action("expiry_notice", count=sent)
-    return len(records), sent
+    return len(records), handled_rows

@@ -70,3 +70,14 @@ def test_every_offset_handled_at_most_once_whatever_the_sweep_times(offsets: set
     assert len(sent) == len(set(sent))
     # Sent notices are in order of decreasing offset (7d before 1d).
     assert sent == sorted(sent, reverse=True)
+
+
+def test_offsets_before_the_grant_do_not_apply() -> None:
+    granted = EXPIRES - timedelta(days=3)  # a 3-day grant: no 7-day notice, but a 1-day one
+    early = plan_notices(EXPIRES, OFFSETS, set(), granted, since=granted)
+    assert early == NoticePlan(superseded=(timedelta(days=7),))
+    late = plan_notices(EXPIRES, OFFSETS, {timedelta(days=7)}, EXPIRES - timedelta(hours=12), since=granted)
+    assert late == NoticePlan(send=timedelta(days=1))
+    short = plan_notices(EXPIRES, OFFSETS, set(), EXPIRES - timedelta(seconds=4), since=EXPIRES - timedelta(seconds=5))
+    assert short.send is None
+    assert set(short.superseded) == set(OFFSETS)
