@@ -154,10 +154,11 @@ class WebhookEndpoint:
                 response.headers["Retry-After"] = self._retry_after
                 return response
             return problem(409, "replayed-delivery", "Replayed delivery", "this delivery was already accepted", path)
+        invalid_json = result.reason_class == "invalid_json"
         return problem(
             422,
-            "unmappable-ticket",
-            "Unprocessable ticket",
+            "invalid-json" if invalid_json else "unmappable-ticket",
+            "Invalid JSON" if invalid_json else "Unprocessable ticket",
             f"{result.field}: {result.detail}",
             path,
             field=result.field,

@@ -73,7 +73,7 @@ class IngestTicket:
         for item in items:
             if isinstance(item, Skipped):
                 self._metrics.skip(input_name, item.why)
-                log.info("ticket skipped", why=item.why, detail=item.detail, ticket=item.ticket, input=input_name)
+                log.debug("ticket skipped", why=item.why, detail=item.detail, ticket=item.ticket, input=input_name)
                 outcomes.append(Outcome("skipped", ticket=item.ticket, why=item.why))
             else:
                 outcomes.append(await self._apply_one(item, input_name))

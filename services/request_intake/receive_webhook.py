@@ -58,6 +58,7 @@ class Unprocessable:
 
     field: str
     detail: str
+    reason_class: str  # invalid_json | unmappable
     errors: list[dict[str, str]] = dataclasses.field(default_factory=list)
 
 
@@ -146,4 +147,6 @@ class ReceiveWebhook:
         )
         self._metrics.dead_lettered(delivery.input_name, reason_class)
         log.warning("webhook dead-lettered", input=delivery.input_name, field=problem.field, reason=problem.reason)
-        return Unprocessable(problem.field, problem.reason, [{"field": problem.field, "reason": problem.reason}])
+        return Unprocessable(
+            problem.field, problem.reason, reason_class, [{"field": problem.field, "reason": problem.reason}]
+        )

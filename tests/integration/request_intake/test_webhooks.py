@@ -248,6 +248,7 @@ async def test_invalid_json_is_422_and_kept_in_the_dead_letter_topic(
     assert reply.status == 422
     assert reply.content_type == "application/problem+json"
     assert reply.body["field"] == "<body>"
+    assert reply.body["type"] == "https://closeloop.dev/problems/invalid-json"
     assert "not JSON" in reply.body["detail"]
     [letter] = [r for r in await read_all(kafka_settings, running.dead_letters) if r.value == body]
     assert header(letter, "dlq_source") == "webhook:servicenow"
