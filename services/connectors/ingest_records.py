@@ -147,10 +147,9 @@ class IngestRecords:
             candidates: list[tuple[_Prepared, ParseResult]] = []
             seen: set[str] = set()
             for item in prepared:
-                if item.key in seen:
+                if item.key in seen:  # the same record twice in one batch (a stage that skips is not a copy)
                     summary.duplicates += 1
                     continue
-                seen.add(item.key)
                 try:
                     result = connector.interpret(
                         item.record, ctx.with_state({k: overlay[k] for k in item.state_keys if k in overlay})
@@ -165,6 +164,7 @@ class IngestRecords:
                     continue
                 overlay.update(result.state_updates)
                 candidates.append((item, result))
+                seen.add(item.key)
 
             fresh = await unit.claim(item.key for item, _ in candidates)
             events: list[Envelope] = []

@@ -31,7 +31,17 @@ from connectors.model import (
     event_time,
 )
 from connectors.timestamps import first_timestamp, parse_timestamp
-from connectors.vendor_json import JsonObject, content_id, decode_embedded, dig, mapping, objects, require_object, text
+from connectors.vendor_json import (
+    JsonObject,
+    content_id,
+    decode_embedded,
+    dig,
+    items,
+    mapping,
+    objects,
+    require_object,
+    text,
+)
 
 SOURCE = "k8s"
 SYSTEM = "k8s"
@@ -463,7 +473,7 @@ def _actor(event: JsonObject, ctx: ParseContext) -> Any:
     if not username:
         return None
     ref, kind = user_ref(username, ctx)
-    groups = [g for g in (dig(event, "user", "groups") or []) if isinstance(g, str)]
+    groups = [g for g in items(dig(event, "user", "groups")) if isinstance(g, str)]
     if "system:serviceaccounts" in groups and kind in (IdentityKind.HUMAN, IdentityKind.UNKNOWN):
         kind = IdentityKind.SERVICE_ACCOUNT
     return ctx.classifier.actor(ref, username, kind, text(event.get("userAgent")))

@@ -31,8 +31,12 @@ EXPECTED = {
     "put_user_policy": [("grant", f"{SVC}|aws:inlinepolicy:arn:aws:iam::{ACCT}:user/svc-backup/backup-read|inline")],
     "put_role_policy": [("grant", f"{ROLE}|aws:inlinepolicy:arn:aws:iam::{ACCT}:role/data-pipeline/inline-s3|inline")],
     "put_group_policy": [("grant", f"{GROUP}|aws:inlinepolicy:arn:aws:iam::{ACCT}:group/Developers/dev-s3|inline")],
-    "delete_user_policy": [("revoke", f"{SVC}|aws:inlinepolicy:arn:aws:iam::{ACCT}:user/svc-backup/backup-read|inline")],
-    "delete_role_policy": [("revoke", f"{ROLE}|aws:inlinepolicy:arn:aws:iam::{ACCT}:role/data-pipeline/inline-s3|inline")],
+    "delete_user_policy": [
+        ("revoke", f"{SVC}|aws:inlinepolicy:arn:aws:iam::{ACCT}:user/svc-backup/backup-read|inline")
+    ],
+    "delete_role_policy": [
+        ("revoke", f"{ROLE}|aws:inlinepolicy:arn:aws:iam::{ACCT}:role/data-pipeline/inline-s3|inline")
+    ],
     "delete_group_policy": [("revoke", f"{GROUP}|aws:inlinepolicy:arn:aws:iam::{ACCT}:group/Developers/dev-s3|inline")],
     "add_user_to_group": [("grant", f"{DAVE}|{GROUP}|member")],
     "remove_user_from_group": [("revoke", f"{DAVE}|{GROUP}|member")],
@@ -51,11 +55,20 @@ EXPECTED = {
     "access_denied_attach": [],
     "not_iam_put_object": [],
     "eventbridge_attach_role_policy": [
-        ("grant", f"aws:role:arn:aws:iam::{ACCT}:role/reporting|aws:policy:arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess|attached")
+        (
+            "grant",
+            f"aws:role:arn:aws:iam::{ACCT}:role/reporting|aws:policy:arn:aws:iam::aws:policy/AWSBillingReadOnlyAccess|attached",
+        )
     ],
     "s3_delivery_records": [
-        ("grant", f"aws:user:arn:aws:iam::{ACCT}:user/frank@acme.example|aws:group:arn:aws:iam::{ACCT}:group/Auditors|member"),
-        ("revoke", f"aws:user:arn:aws:iam::{ACCT}:user/grace@acme.example|aws:group:arn:aws:iam::{ACCT}:group/Auditors|member"),
+        (
+            "grant",
+            f"aws:user:arn:aws:iam::{ACCT}:user/frank@acme.example|aws:group:arn:aws:iam::{ACCT}:group/Auditors|member",
+        ),
+        (
+            "revoke",
+            f"aws:user:arn:aws:iam::{ACCT}:user/grace@acme.example|aws:group:arn:aws:iam::{ACCT}:group/Auditors|member",
+        ),
     ],
 }
 

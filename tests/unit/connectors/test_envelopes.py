@@ -62,6 +62,10 @@ def test_json_lines_of_envelopes_are_flattened() -> None:
 
 def test_cloudwatch_logs_subscription_messages_are_decoded() -> None:
     event = fixture("k8s", "crb_create")
-    body = {"messageType": "DATA_MESSAGE", "logGroup": "/aws/eks/prod/cluster", "logStream": "kube-apiserver-audit-1",
-            "logEvents": [{"id": "1", "timestamp": 1730800800000, "message": json.dumps(event)}]}
+    body = {
+        "messageType": "DATA_MESSAGE",
+        "logGroup": "/aws/eks/prod/cluster",
+        "logStream": "kube-apiserver-audit-1",
+        "logEvents": [{"id": "1", "timestamp": 1730800800000, "message": json.dumps(event)}],
+    }
     assert records_of(CONNECTORS["k8s"], body) == [event]

@@ -40,9 +40,13 @@ def test_actor_is_automation_when_non_human_or_when_the_vendor_says_so() -> None
     human = DEFAULT_CLASSIFIER.actor("okta:user:alice@acme.example", "Alice", IdentityKind.HUMAN)
     bot = DEFAULT_CLASSIFIER.actor("github:user:x", "deploy-bot", IdentityKind.HUMAN)
     flagged = DEFAULT_CLASSIFIER.actor("x", "y", IdentityKind.UNKNOWN, vendor_automation=True)
-    assert human is not None and human.is_automation is False
-    assert bot is not None and bot.is_automation is True and bot.kind is IdentityKind.BOT
-    assert flagged is not None and flagged.is_automation is True
+    assert human is not None
+    assert human.is_automation is False
+    assert bot is not None
+    assert bot.is_automation is True
+    assert bot.kind is IdentityKind.BOT
+    assert flagged is not None
+    assert flagged.is_automation is True
     assert DEFAULT_CLASSIFIER.actor(None, None, IdentityKind.HUMAN) is None
 
 

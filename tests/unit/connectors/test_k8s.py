@@ -163,5 +163,5 @@ def test_event_without_verb_is_malformed() -> None:
 def test_aks_log_that_is_not_json_is_malformed() -> None:
     record = fixture("k8s", "aks_wrapped_log_string")
     record["properties"]["log"] = "I1107 08:00:00 klog line, not an audit event"
-    with pytest.raises(MalformedRecord, match="properties.log"):
+    with pytest.raises(MalformedRecord, match=r"properties\.log"):
         k8s.normalize(record)

@@ -93,8 +93,10 @@ def test_human_actor_matching_a_bot_pattern_is_automation() -> None:
 
 
 def test_api_token_events_carry_credential_facts_and_configured_org() -> None:
-    created, revoked = (okta.parse(fixture("okta", n), context(okta_org="acme.okta.com"))[0]
-                        for n in ("api_token_create", "api_token_revoke"))
+    created, revoked = (
+        okta.parse(fixture("okta", n), context(okta_org="acme.okta.com"))[0]
+        for n in ("api_token_create", "api_token_revoke")
+    )
     assert isinstance(created, GrantEvent)
     assert isinstance(revoked, GrantEvent)
     assert created.key == revoked.key

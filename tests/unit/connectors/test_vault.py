@@ -29,7 +29,10 @@ EXPECTED = {
     "k8s_auth_role_write": [("grant", "vault:role:kubernetes/payments-api|vault:policy:payments-db|attached")],
     "identity_group_write": [
         ("grant", "vault:group:8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f|vault:policy:sre-ops|attached"),
-        ("grant", "vault:entity:6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d|vault:group:8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f|member"),
+        (
+            "grant",
+            "vault:entity:6a7b8c9d-0e1f-4a2b-9c3d-4e5f6a7b8c9d|vault:group:8c9d0e1f-2a3b-4c4d-9e5f-6a7b8c9d0e1f|member",
+        ),
     ],
     "token_create": [("grant", f"{NEW_TOKEN}|vault:auth:token|token")],
     "token_revoke_accessor": [("revoke", f"{NEW_TOKEN}|vault:auth:token|token")],
@@ -70,7 +73,9 @@ def test_role_updates_are_diffed_against_the_cached_policy_list_and_delete_revok
 def test_revoking_by_token_finds_the_accessor_recorded_at_creation() -> None:
     runner = Runner("vault")
     runner.fixture_events("token_create")
-    assert summary(runner.fixture_events("token_revoke_by_token")) == [("revoke", f"{NEW_TOKEN}|vault:auth:token|token")]
+    assert summary(runner.fixture_events("token_revoke_by_token")) == [
+        ("revoke", f"{NEW_TOKEN}|vault:auth:token|token")
+    ]
 
 
 def test_revoking_by_unknown_token_yields_nothing() -> None:

@@ -95,31 +95,61 @@ OKTA = {
 A = "arn:aws:iam::"
 CLOUDTRAIL = {
     1: Line(
-        grants=(g("grant", f"aws:user:{A}000000000:user/pwncloud-backdoor-user",
-                  "aws:policy:arn:aws:iam::aws:policy/AdministratorAccess", "attached", "unknown"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:user:{A}000000000:user/pwncloud-backdoor-user",
+                "aws:policy:arn:aws:iam::aws:policy/AdministratorAccess",
+                "attached",
+                "unknown",
+            ),
+        ),
         actor=("arn:aws:sts::000000000:assumed-role/ec2-instance-role/i-06815aa7cf7d21f8f", True),
         time="2024-10-30T20:01:59+00:00",
     ),
     2: Line(
-        grants=(g("grant", f"aws:role:{A}000000000:role/cloudtrail-role",
-                  "aws:policy:arn:aws:iam::aws:policy/SecurityAudit", "attached", "workload"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:role:{A}000000000:role/cloudtrail-role",
+                "aws:policy:arn:aws:iam::aws:policy/SecurityAudit",
+                "attached",
+                "workload",
+            ),
+        ),
         actor=(f"{A}000000000:user/test@elastic.co", False),
         time="2024-10-15T08:28:01+00:00",
     ),
     3: Line(
-        grants=(g("grant", f"aws:group:{A}000000000:group/TestGroupPolicy",
-                  "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess", "attached", "unknown"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:group:{A}000000000:group/TestGroupPolicy",
+                "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",
+                "attached",
+                "unknown",
+            ),
+        ),
         actor=(f"{A}000000000:user/test@elastic.co", False),
         time="2024-10-08T14:12:17+00:00",
     ),
     4: Line(
-        grants=(g("grant", "aws:account:000000000", f"aws:role:{A}000000000:role/cloudtrail-role", "assume", "unknown"),),
+        grants=(
+            g("grant", "aws:account:000000000", f"aws:role:{A}000000000:role/cloudtrail-role", "assume", "unknown"),
+        ),
         actor=(f"{A}000000000:user/test@elastic.co", False),
         time="2024-10-15T08:29:21+00:00",
     ),
     5: Line(
-        grants=(g("grant", f"aws:user:{A}123456789012:user/Bob", f"aws:group:{A}123456789012:group/admin", "member",
-                  "unknown"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:user:{A}123456789012:user/Bob",
+                f"aws:group:{A}123456789012:group/admin",
+                "member",
+                "unknown",
+            ),
+        ),
         actor=(f"{A}123456789012:user/Alice", False),
         time="2014-03-25T21:08:14+00:00",
     ),
@@ -140,14 +170,28 @@ CLOUDTRAIL = {
         time="2014-03-24T21:11:59+00:00",
     ),
     9: Line(
-        grants=(g("grant", f"aws:user:{A}123456789012:user/test-user",
-                  "aws:policy:arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2", "attached", "unknown"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:user:{A}123456789012:user/test-user",
+                "aws:policy:arn:aws:iam::aws:policy/AWSCompromisedKeyQuarantineV2",
+                "attached",
+                "unknown",
+            ),
+        ),
         actor=("arn:aws:sts::123456789012:assumed-role/a-role/user.name", False),
         time="2023-11-21T23:23:52+00:00",
     ),
     10: Line(
-        grants=(g("grant", f"aws:user:{A}123456789012:user/test-user",
-                  f"aws:inlinepolicy:{A}123456789012:user/test-user/TestUserDenyAll", "inline", "unknown"),),
+        grants=(
+            g(
+                "grant",
+                f"aws:user:{A}123456789012:user/test-user",
+                f"aws:inlinepolicy:{A}123456789012:user/test-user/TestUserDenyAll",
+                "inline",
+                "unknown",
+            ),
+        ),
         actor=("arn:aws:sts::123456789012:assumed-role/a-role/user.name", False),
         time="2023-11-21T23:31:17+00:00",
     ),
@@ -158,21 +202,42 @@ CLOUDTRAIL = {
 
 ENTRA = {
     1: Line(
-        grants=(g("grant", "entra:serviceprincipal:a7d5dcbe-0627-4ddf-a2f4-86b6785bcc42",
-                  "entra:credential:d747da7e-e11b-4af2-aede-0487c44067af", "owner", "application"),),
+        grants=(
+            g(
+                "grant",
+                "entra:serviceprincipal:a7d5dcbe-0627-4ddf-a2f4-86b6785bcc42",
+                "entra:credential:d747da7e-e11b-4af2-aede-0487c44067af",
+                "owner",
+                "application",
+            ),
+        ),
         actor=("entra:serviceprincipal:b9814691-9ca1-4e55-a1ac-8ef5dd010ec0", True),
         time="2022-01-22T18:15:02.516809+00:00",
     ),
     2: Line(
-        grants=(g("grant", "entra:user:jdoe@contoso.com", "entra:group:ef7x527d-6x92-42x4-8x6d-cfxfdfx57f95", "member",
-                  "human"),),
+        grants=(
+            g(
+                "grant",
+                "entra:user:jdoe@contoso.com",
+                "entra:group:ef7x527d-6x92-42x4-8x6d-cfxfdfx57f95",
+                "member",
+                "human",
+            ),
+        ),
         actor=("entra:user:jdoe@wingtiptoysonline.com", False),
         time="2018-01-09T21:20:02.721537+00:00",
     ),
     3: Line(skipped=("not_a_grant_event",)),  # Azure RBAC "Remove role assignment": Activity log, not Entra
     4: Line(
-        grants=(g("grant", "entra:serviceprincipal:sp-app-456", "entra:credential:Client Secret for API Access", "owner",
-                  "application"),),
+        grants=(
+            g(
+                "grant",
+                "entra:serviceprincipal:sp-app-456",
+                "entra:credential:Client Secret for API Access",
+                "owner",
+                "application",
+            ),
+        ),
         actor=("entra:user:frodo@lotr.com", False),
         time="2025-01-15T09:30:20.123456+00:00",
     ),
@@ -187,14 +252,28 @@ ENTRA = {
         time="2024-12-16T16:32:16.087554+00:00",
     ),
     7: Line(
-        grants=(g("grant", "entra:serviceprincipal:13371536-9950-4988-90f4-343566456781",
-                  "entra:role:Purview Workload Content Writer", "assigned", "application"),),
+        grants=(
+            g(
+                "grant",
+                "entra:serviceprincipal:13371536-9950-4988-90f4-343566456781",
+                "entra:role:Purview Workload Content Writer",
+                "assigned",
+                "application",
+            ),
+        ),
         actor=("entra:serviceprincipal:21a5400e-6743-4c9f-812b-1791d41ab2b5", True),
         time="2026-07-17T10:12:27.185138+00:00",
     ),
     8: Line(
-        grants=(g("grant", "entra:serviceprincipal:2c92ce28-126c-47c1-82b0-410b64502989",
-                  "entra:app:62cb17e7-d25e-4356-ad51-a861585f8634", "teamsettings.read.all", "application"),),
+        grants=(
+            g(
+                "grant",
+                "entra:serviceprincipal:2c92ce28-126c-47c1-82b0-410b64502989",
+                "entra:app:62cb17e7-d25e-4356-ad51-a861585f8634",
+                "teamsettings.read.all",
+                "application",
+            ),
+        ),
         actor=("entra:serviceprincipal:8f35f4e9-5c91-42db-a1f7-d77ada4cc0a2", True),
         time="2026-07-19T14:46:48.608604+00:00",
     ),
@@ -292,8 +371,15 @@ K8S = {
     13: Line(statuses=(("active", "k8s:serviceaccount:default/myacct"),), actor=("k8s:user:minikube-user", False)),
     14: Line(statuses=(("deleted", "k8s:serviceaccount:default/myacct"),), actor=("k8s:user:minikube-user", False)),
     15: Line(
-        grants=(g("grant", "k8s:serviceaccount:test2/default", "k8s:secret:test2/default-token-7v4pb", "token",
-                  "service_account"),),
+        grants=(
+            g(
+                "grant",
+                "k8s:serviceaccount:test2/default",
+                "k8s:secret:test2/default-token-7v4pb",
+                "token",
+                "service_account",
+            ),
+        ),
         actor=("k8s:user:system:kube-controller-manager", True),
         time="2020-04-21T17:32:29.942468+00:00",
     ),
@@ -366,13 +452,15 @@ def test_every_sample_line_yields_exactly_the_expected_events(samples_dir: Path,
         want = expected[number]
         where = f"{file_name}.jsonl line {number}"
         if want.malformed:
-            assert malformed is not None and want.malformed in malformed, f"{where}: expected malformed, got {events}"
+            assert malformed is not None, f"{where}: expected malformed, got {events}"
+            assert want.malformed in malformed, f"{where}: malformed for another reason: {malformed}"
             continue
         assert malformed is None, f"{where}: unexpected malformed record: {malformed}"
         grants = [e for e in events if isinstance(e, GrantEvent)]
         statuses = [e for e in events if isinstance(e, PrincipalStatusChanged)]
         got = tuple(
-            Grant(e.action.value, e.key.principal, e.key.resource, e.key.privilege, e.principal_kind.value) for e in grants
+            Grant(e.action.value, e.key.principal, e.key.resource, e.key.privilege, e.principal_kind.value)
+            for e in grants
         )
         assert got == want.grants, f"{where}: grant events differ"
         assert tuple((e.status.value, e.principal) for e in statuses) == want.statuses, f"{where}: status events"
