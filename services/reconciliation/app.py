@@ -168,6 +168,7 @@ class Reconciler:
             RulePolicy.from_settings(settings),
             snapshot_copies=grants_partitions,
             max_tickets_per_key=settings.max_tickets_per_key,
+            settle=settings.join_settle,
         )
         self.encoder = AlertEncoder(
             ocsf_version=settings.ocsf_version,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.entitlements import EntitlementEvent
@@ -79,8 +79,17 @@ def person_of_principal(principal: str) -> str | None:
 
 
 class JoinEngine:
-    def __init__(self, policy: RulePolicy, *, snapshot_copies: int, max_tickets_per_key: int = 20) -> None:
+    def __init__(
+        self,
+        policy: RulePolicy,
+        *,
+        snapshot_copies: int,
+        max_tickets_per_key: int = 20,
+        settle: timedelta = timedelta(0),
+    ) -> None:
         self.policy = policy
+        # Findings open only on an evaluation at least `settle` after the last input touched the key.
+        self.settle = settle
         # Copies of each snapshot marker a join partition receives: one per partition of the grants topic.
         self.snapshot_copies = snapshot_copies
         self.max_tickets = max_tickets_per_key
@@ -242,16 +251,23 @@ class JoinEngine:
             return []
         results = evaluate_all(view, now, self.policy)
         check = next_check(results)
-        if check != view.state.next_check:
-            uow.put_entitlement(view.state.model_copy(update={"next_check": check}))
+        # An input may be followed closely by the other streams' side of the join: opening waits for a tick.
+        defer = self.settle > timedelta(0) and (trigger is None or trigger.kind != "tick")
         slots = uow.alerts(key) or AlertSlots(key=key)
         emissions = []
         for result in results:
-            state, change = decide(slots.get(result.rule), result, view, now)
+            previous = slots.get(result.rule)
+            if defer and result.holds and (previous is None or not previous.open):
+                settled = now + self.settle
+                check = settled if check is None else min(check, settled)
+                continue
+            state, change = decide(previous, result, view, now)
             if state is not None:
                 slots = slots.put(state)
             if change is not None:
                 emissions.append(Emission(change=change, view=view))
+        if check != view.state.next_check:
+            uow.put_entitlement(view.state.model_copy(update={"next_check": check}))
         if emissions:
             uow.put_alerts(slots)
         return emissions

@@ -8,7 +8,7 @@ Mapping (OCSF 1.7.0):
 - `evidences`: the grant event and the ticket events, or a statement that none exists; the record and the
   identity's status when they matter;
 - `resources`: the resource the privilege is on (target) and the identity holding it (affected);
-- `actor`: who made the grant at the source, when known;
+- `actor` (host profile, declared in `metadata.profiles`): who made the grant at the source, when known;
 - `tickets` (incident profile, declared in `metadata.profiles`): the OCSF ticket objects;
 - `unmapped.closeloop`: rule code, entitlement key, revision and control mappings, for consumers that filter
   without parsing OCSF.
@@ -342,7 +342,8 @@ def build_finding(
             "sequence": change.revision,
             "log_name": log_name,
             "product": {"name": "closeloop", "vendor_name": "closeloop", "version": product_version},
-            "profiles": ["incident"] if tickets else [],
+            # Profiles whose attributes the finding uses: `host` for actor, `incident` for tickets.
+            "profiles": [name for name, used in (("host", actor is not None), ("incident", bool(tickets))) if used],
             "labels": ["closeloop", rule.value],
         },
         "finding_info": {

@@ -19,6 +19,8 @@ from importlib import resources
 from typing import Any
 
 PROFILE_ATTRIBUTES: dict[str, frozenset[str]] = {
+    # profiles/host.json: where a Finding's `actor` (and `device`) come from.
+    "host": frozenset({"actor", "device"}),
     # profiles/incident.json: incident handling semantics on a Finding (tickets since 1.5.0).
     "incident": frozenset(
         {
@@ -144,6 +146,9 @@ class OcsfSchema:
         return errors
 
     def _check_value(self, attr: str, spec: dict[str, Any], type_name: str, item: Any, where: str) -> list[str]:
+        if type_name == "object":
+            # The generic object type (e.g. `unmapped`): any JSON object, its keys are free.
+            return [] if isinstance(item, dict) else [f"{where}: must be an object"]
         if type_name in self.raw["objects"]:
             if not isinstance(item, dict):
                 return [f"{where}: must be a {type_name} object"]

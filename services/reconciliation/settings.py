@@ -75,8 +75,12 @@ class ReconciliationSettings(ServiceSettings):
     batch_max: int = Field(default=500, ge=1, le=10_000)
     # Longest wait (seconds) for a batch to fill; bounds the latency added under light load.
     batch_within_s: float = Field(default=0.005, gt=0, le=1.0)
-    # Seconds between deadline checks (grace windows, expiry, recertification, rotation age).
-    timer_interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Seconds between deadline checks (grace windows, expiry, recertification, rotation age, settle).
+    timer_interval_s: float = Field(default=0.25, gt=0, le=60)
+    # A finding opens only once its key has been quiet this long (processing time): the three input topics
+    # are consumed independently, so the ticket that approves a grant may reach the join a moment after the
+    # grant does. Updates and closes are not delayed.
+    join_settle: timedelta = Field(default=timedelta(milliseconds=300))
     # A deadline tick not answered within this many seconds is sent again.
     tick_retry_s: float = Field(default=30.0, gt=0)
     # Seconds between full rebuilds of the in-memory deadline index from the local join state.
@@ -158,6 +162,7 @@ class ReconciliationSettings(ServiceSettings):
         "record_settle_grace",
         "expiry_grace",
         "recert_grace",
+        "join_settle",
     )
     @classmethod
     def _not_negative(cls, value: timedelta) -> timedelta:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tests.unit.reconciliation.scenarios import GRACE, Scenario
-
 from closeloop.contracts.alerts import AlertActivity, DriftRule
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.grants import SnapshotMarker
@@ -15,6 +13,7 @@ from reconciliation.routing import partition_for, route
 from reconciliation.rules.base import RulePolicy
 from reconciliation.state import AlertSlots, EntitlementState
 from reconciliation.store import ALERTS, ENTITLEMENTS, MemoryTables, UnitOfWork
+from tests.unit.reconciliation.scenarios import GRACE, Scenario
 
 PARTITIONS = 3
 
@@ -37,7 +36,7 @@ class Harness:
     emitted: list[Emission] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.engine = JoinEngine(self.policy, snapshot_copies=PARTITIONS)
+        self.engine = JoinEngine(self.policy, snapshot_copies=PARTITIONS, settle=timedelta(milliseconds=300))
 
     def _run(self, item: JoinInput, now: datetime) -> list[Emission]:
         uow = UnitOfWork(self.tables, PARTITIONS)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from tests.unit.reconciliation.harness import Harness, activities
-from tests.unit.reconciliation.scenarios import SCENARIOS
 
 from closeloop.contracts.alerts import AlertActivity, DriftRule
+from tests.unit.reconciliation.harness import Harness, activities
+from tests.unit.reconciliation.scenarios import SCENARIOS
 
 BASE = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
