@@ -198,12 +198,9 @@ class IngestRecords:
             aliases = getattr(event, "principal_aliases", ())
             if principal and aliases:
                 links.setdefault(principal, set()).update(aliases)
-        for principal, aliases in sorted(links.items()):
-            conflict = await unit.link_aliases(principal, sorted(aliases))
-            if conflict is not None:
-                log.warning(
-                    "alias conflict; identities not merged", names=conflict.names, identities=conflict.identities
-                )
+        conflicts = await unit.link_aliases([(p, sorted(a)) for p, a in sorted(links.items())])
+        for conflict in conflicts:
+            log.warning("alias conflict; identities not merged", names=conflict.names, identities=conflict.identities)
 
     def _rejected(self, value: bytes, reason: str, origin: Origin) -> Rejected:
         return Rejected(

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from closeloop.connector_sdk.aliases import AliasConflict, link_aliases
+from closeloop.connector_sdk.aliases import AliasConflict, link_alias_groups
 from closeloop.connector_sdk.dedupe import claim_record_ids
 from connectors.model import StateEntry
 
@@ -24,7 +24,7 @@ class LedgerUnit(Protocol):
     async def load_states(self, keys: Iterable[str]) -> dict[str, StateEntry]: ...
     async def claim(self, record_keys: Iterable[str]) -> set[str]: ...
     async def save_states(self, updates: Mapping[str, StateEntry]) -> None: ...
-    async def link_aliases(self, principal: str, aliases: Iterable[str]) -> AliasConflict | None: ...
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]: ...
 
 
 class Ledger(Protocol):
@@ -79,8 +79,8 @@ class PostgresUnit:
             times,
         )
 
-    async def link_aliases(self, principal: str, aliases: Iterable[str]) -> AliasConflict | None:
-        return await link_aliases(self._conn, principal, aliases, self._source)
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]:
+        return await link_alias_groups(self._conn, groups, self._source)
 
 
 class PostgresLedger:
@@ -115,7 +115,7 @@ class _MemoryUnit:
         self._source = source
         self._claimed: set[tuple[str, str]] = set()
         self._states: dict[tuple[str, str], StateEntry] = {}
-        self._aliases: list[tuple[str, tuple[str, ...]]] = []
+        self._aliases: list[tuple[str, list[str]]] = []
 
     async def load_states(self, keys: Iterable[str]) -> dict[str, StateEntry]:
         return {k: self._ledger.states[(self._source, k)] for k in keys if (self._source, k) in self._ledger.states}
@@ -129,9 +129,9 @@ class _MemoryUnit:
         for key, entry in updates.items():
             self._states[(self._source, key)] = entry
 
-    async def link_aliases(self, principal: str, aliases: Iterable[str]) -> AliasConflict | None:
-        self._aliases.append((principal, tuple(aliases)))
-        return None
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]:
+        self._aliases += groups
+        return []
 
     def commit(self) -> None:
         self._ledger.processed |= self._claimed

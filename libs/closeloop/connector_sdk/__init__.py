@@ -13,6 +13,7 @@ The contract is documented in `docs/connector-contract.md` and in the committed 
 from closeloop.connector_sdk.aliases import (
     AliasConflict,
     aliases_of,
+    link_alias_groups,
     link_aliases,
     load_alias_config,
     parse_alias_config,
@@ -42,6 +43,7 @@ __all__ = [
     "claim_record_ids",
     "correlation_for",
     "deterministic_event_id",
+    "link_alias_groups",
     "link_aliases",
     "load_alias_config",
     "parse_alias_config",

@@ -63,6 +63,49 @@ async def link_aliases(
     return None
 
 
+async def link_alias_groups(
+    conn: asyncpg.Connection, groups: Sequence[tuple[str, Iterable[str]]], origin: str
+) -> list[AliasConflict]:
+    """`link_aliases` for many principals in two statements (one read, one insert). Inside a transaction.
+
+    Names already in the table keep their identity; only new names are written. A group whose names
+    already belong to different identities is not merged and comes back as a conflict.
+    """
+    named = [list(dict.fromkeys([p, *(a for a in aliases if a)])) for p, aliases in groups]
+    named = [names for names in named if len(names) > 1]
+    if not named:
+        return []
+    every = sorted({n for names in named for n in names})
+    rows = await conn.fetch(
+        f"SELECT alias, identity_id FROM {ALIAS_TABLE} WHERE alias = ANY($1::text[]) ORDER BY alias FOR UPDATE",  # noqa: S608
+        every,
+    )
+    known: dict[str, str] = {row["alias"]: row["identity_id"] for row in rows}
+    conflicts: list[AliasConflict] = []
+    new_names: dict[str, str] = {}
+    for names in named:
+        identities = sorted({known[n] for n in names if n in known})
+        if len(identities) > 1:
+            conflicts.append(AliasConflict(names=tuple(names), identities=tuple(identities)))
+            continue
+        identity = identities[0] if identities else preferred_identity_id(names)
+        for name in names:
+            if name not in known:
+                known[name] = identity  # later groups in the batch see this link too
+                new_names[name] = identity
+    if new_names:
+        ordered = sorted(new_names.items())
+        await conn.execute(
+            f"""INSERT INTO {ALIAS_TABLE} (alias, identity_id, origin)
+                SELECT n, i, $3 FROM unnest($1::text[], $2::text[]) AS u(n, i)
+                ON CONFLICT (alias) DO NOTHING""",  # noqa: S608
+            [n for n, _ in ordered],
+            [i for _, i in ordered],
+            origin,
+        )
+    return conflicts
+
+
 def parse_alias_config(document: Mapping[str, Any]) -> dict[str, list[str]]:
     """`{"identities": [{"id": "alice@example.com", "aliases": ["github:user:alice-gh", ...]}]}`."""
     entries = document.get("identities")
