@@ -70,7 +70,7 @@ async def build(
         runtime.loops.append(relay.run)
         runtime.stoppers.append(relay.stop)
 
-        sweeper = Sweeper(ctx, settings.sweep_interval_s)
+        sweeper = Sweeper(ctx, settings.sweep_interval_s, slow_phase_interval_s=settings.recert_sweep_interval_s)
         if settings.sweep_enabled:
             runtime.loops.append(sweeper.run)
             runtime.stoppers.append(sweeper.stop)

@@ -16,7 +16,7 @@ from closeloop.contracts.entitlements import EntitlementChange, RevocationTrigge
 from closeloop.record import Cause, EntitlementRecord, RecordTransaction, derived_id
 from expiry import store
 from expiry.context import ACTOR, ExpiryContext
-from expiry.planning import confirmation_step, is_exception_revoke
+from expiry.planning import FollowUp, confirmation_step, is_exception_revoke
 
 UNKNOWN_COMMAND = "unknown"
 
@@ -55,7 +55,7 @@ async def _follow_up(
 ) -> list[tuple[str, str]]:
     record = candidate.record
     key, episode = str(record.key), candidate.episode
-    last = await store.last_revoke_command(tx.conn, key)
+    last = belonging_command(await store.last_revoke_command(tx.conn, key), record, candidate.followup)
     step = confirmation_step(
         record,
         candidate.followup,
@@ -123,6 +123,21 @@ async def _announce_exception_ended(tx: RecordTransaction, record: EntitlementRe
         cause=cause,
         reason=f"break-glass window ended at {window_end} and the access is still live past the revoke SLA",
     )
+
+
+def belonging_command(
+    last: ProvisioningCommand | None, record: EntitlementRecord, followup: FollowUp | None
+) -> ProvisioningCommand | None:
+    """The last revoke command, if it belongs to the revoke in flight (not to an earlier one).
+
+    The first command of a revoke carries the record's deadline; resends carry the command id the
+    follow-up remembers.
+    """
+    if last is None:
+        return None
+    if followup is not None and followup.command_id not in (None, UNKNOWN_COMMAND):
+        return last if last.command_id == followup.command_id else None
+    return last if last.confirm_by == record.revoke_confirm_by else None
 
 
 def _trigger_of(record: EntitlementRecord, last: ProvisioningCommand | None) -> str:

@@ -13,6 +13,7 @@ from datetime import datetime
 import asyncpg
 
 from expiry import store
+from expiry.check_revoke_confirmations import belonging_command
 from expiry.context import ExpiryPolicy
 from expiry.notices import describe_offset, plan_notices
 from expiry.planning import confirmation_step, expiry_decision
@@ -49,7 +50,9 @@ async def plan_sweep(
     candidates = await store.confirmation_candidates(conn, now, limit, lock=False)
     confirmations.truncated = len(candidates) >= limit
     for candidate in candidates:
-        last = await store.last_revoke_command(conn, str(candidate.record.key))
+        last = belonging_command(
+            await store.last_revoke_command(conn, str(candidate.record.key)), candidate.record, candidate.followup
+        )
         step = confirmation_step(
             candidate.record,
             candidate.followup,

@@ -61,6 +61,7 @@ class FollowUp:
     unconfirmed_at: datetime
     next_attempt_at: datetime | None
     exception_ended_at: datetime | None = None
+    command_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class ExpirySettings(ServiceSettings):
     # --- sweep ---
     # Seconds between sweeps; an entitlement is revoked at most this long after it expires.
     sweep_interval_s: float = Field(default=5.0, gt=0)
+    # Seconds between recertification sweeps (due dates are days apart; the phase scans every active row).
+    recert_sweep_interval_s: float = Field(default=60.0, gt=0)
     # Rows locked and handled per transaction (SELECT ... FOR UPDATE SKIP LOCKED LIMIT n).
     sweep_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Whether this worker sweeps at all (a consumer-only worker can turn it off).

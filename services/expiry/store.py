@@ -121,7 +121,8 @@ async def mark_notice(
 _EPISODE = "coalesce(e.revoke_requested_at, e.revoke_confirm_by)"
 _CONFIRMATION_SQL = f"""
 SELECT {E_COLUMNS}, f.attempts AS f_attempts, f.unconfirmed_at AS f_unconfirmed_at,
-       f.next_attempt_at AS f_next_attempt_at, f.exception_ended_at AS f_exception_ended_at
+       f.next_attempt_at AS f_next_attempt_at, f.exception_ended_at AS f_exception_ended_at,
+       f.command_id AS f_command_id
 FROM entitlements e
 LEFT JOIN expiry_revoke_followups f ON f.entitlement_key = e.key AND f.revoke_requested_at = {_EPISODE}
 WHERE e.status IN ('revoking', 'expired') AND e.revoke_confirm_by <= $1
@@ -157,6 +158,7 @@ async def confirmation_candidates(
                 unconfirmed_at=row["f_unconfirmed_at"],
                 next_attempt_at=row["f_next_attempt_at"],
                 exception_ended_at=row["f_exception_ended_at"],
+                command_id=row["f_command_id"],
             )
         found.append(ConfirmationCandidate(record_from_row(row), followup))
     return found

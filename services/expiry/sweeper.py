@@ -38,6 +38,7 @@ PHASES: tuple[tuple[str, Phase], ...] = (
     ("notices", send_expiry_notices),
     ("recertification", enforce_recertification),
 )
+SLOW_PHASES = frozenset({"recertification"})
 MIN_WAIT_S = 0.05
 
 
@@ -53,9 +54,12 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, ctx: ExpiryContext, interval_s: float) -> None:
+    def __init__(self, ctx: ExpiryContext, interval_s: float, *, slow_phase_interval_s: float | None = None) -> None:
         self._ctx = ctx
         self._interval_s = interval_s
+        # Recertification works in days and scans every active row: it runs at most this often.
+        self._slow_interval_s = slow_phase_interval_s if slow_phase_interval_s is not None else interval_s
+        self._slow_last_run: float | None = None
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self.last_success: float | None = None  # monotonic time of the last complete sweep
@@ -64,15 +68,16 @@ class Sweeper:
         self._stopping.set()
         self._wake.set()
 
-    def wake(self) -> None:
-        """Sweep now instead of at the next interval (e.g. after a trigger arrived)."""
-        self._wake.set()
-
     async def sweep_once(self) -> SweepReport:
         ctx = self._ctx
         report = SweepReport(started_at=ctx.clock.now())
         report.triggers_resumed = await resume_open_triggers(ctx)
+        slow_due = self._slow_last_run is None or time.monotonic() - self._slow_last_run >= self._slow_interval_s
         for name, phase in PHASES:
+            if name in SLOW_PHASES:
+                if not slow_due:
+                    continue
+                self._slow_last_run = time.monotonic()
             started = time.perf_counter()
             report.actions[name] = await drain(ctx, phase, stop=self._stopping)
             ctx.metrics.sweep_seconds.labels(ctx.metrics.service, name).observe(time.perf_counter() - started)
