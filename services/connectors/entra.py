@@ -309,7 +309,12 @@ def _credential_type(key_type: str | None) -> str:
     return "entra_credential"
 
 
-def _credentials(record: JsonObject, out: RecordEvents, ctx: ParseContext, action: GrantAction) -> None:
+def _credentials(record: JsonObject, out: RecordEvents, ctx: ParseContext, action: GrantAction | None) -> None:
+    """Credentials added (grant) and / or removed (revoke), from the KeyDescription before and after.
+
+    `action` None (application "Certificates and secrets management" updates) reports both directions.
+    A credential added in the same change that removed another is a rotation: its fact says so.
+    """
     owners = targets(record, "serviceprincipal", "application")
     if not owners:
         raise MalformedRecord(f"{record.get('activityDisplayName')} names no service principal or application")
@@ -323,35 +328,39 @@ def _credentials(record: JsonObject, out: RecordEvents, ctx: ParseContext, actio
         principal, kind, aliases = f"entra:application:{owner_id}", IdentityKind.APPLICATION, []
     new_raw, old_raw = modified(record).get("KeyDescription"), modified(record, old=True).get("KeyDescription")
     new_keys, old_keys = _key_entries(new_raw), _key_entries(old_raw)
-    granted = action is GrantAction.GRANT
-    changed = {
-        k: v for k, v in (new_keys if granted else old_keys).items() if k not in (old_keys if granted else new_keys)
-    }
-    if not changed:
+    added = {k: v for k, v in new_keys.items() if k not in old_keys} if action is not GrantAction.REVOKE else {}
+    removed = {k: v for k, v in old_keys.items() if k not in new_keys} if action is not GrantAction.GRANT else {}
+    if not added and not removed:
+        if action is None:
+            raise MalformedRecord(f"{record.get('activityDisplayName')} changes no credential")
         # Some records describe the credential only by name (and KeyType separately).
+        granted = action is GrantAction.GRANT
         description = embedded_text(new_raw if granted else old_raw) or embedded_text(new_raw)
         key_type = embedded_text(modified(record).get("KeyType"))
         identifier = description or text(record.get("correlationId"))
         if not identifier:
             raise MalformedRecord(f"{record.get('activityDisplayName')} identifies no credential")
-        changed = {identifier[:300]: key_type or ""}
-    for key_id, key_type in sorted(changed.items()):
-        out.add(
-            action,
-            principal,
-            f"entra:credential:{key_id}",
-            "owner",
-            principal_kind=kind,
-            principal_aliases=aliases,
-            resource_type="ServicePrincipalCredential",
-            resource_name=text(owner.get("displayName")),
-            credential=CredentialFact(
-                credential_id=key_id[:300],
-                credential_type=_credential_type(key_type),
-                created_at=out.occurred_at if granted else None,
-                status="active" if granted else "deleted",
-            ),
-        )
+        (added if granted else removed)[identifier[:300]] = key_type or ""
+    rotation = bool(added) and bool(removed)
+    for changes, granted in ((added, True), (removed, False)):
+        for key_id, key_type in sorted(changes.items()):
+            out.add(
+                GrantAction.GRANT if granted else GrantAction.REVOKE,
+                principal,
+                f"entra:credential:{key_id}",
+                "owner",
+                principal_kind=kind,
+                principal_aliases=aliases,
+                resource_type="ServicePrincipalCredential",
+                resource_name=text(owner.get("displayName")),
+                credential=CredentialFact(
+                    credential_id=key_id[:300],
+                    credential_type=_credential_type(key_type),
+                    created_at=out.occurred_at if granted else None,
+                    rotated_at=out.occurred_at if granted and rotation else None,
+                    status="active" if granted else "deleted",
+                ),
+            )
 
 
 def _account_status(record: JsonObject, out: RecordEvents, ctx: ParseContext, status: PrincipalStatus) -> None:
@@ -378,6 +387,7 @@ EXACT: dict[str, tuple[Handler, Any]] = {
     "remove app role assignment from group": (_app_role, (_R, "group")),
     "add service principal credentials": (_credentials, _G),
     "remove service principal credentials": (_credentials, _R),
+    "update application - certificates and secrets management": (_credentials, None),
     "disable account": (_account_status, PrincipalStatus.DEACTIVATED),
     "delete user": (_account_status, PrincipalStatus.DELETED),
     "hard delete user": (_account_status, PrincipalStatus.DELETED),

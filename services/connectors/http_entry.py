@@ -146,13 +146,17 @@ class HookRoutes:
 async def problem_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Errors raised by aiohttp itself (unknown route, wrong method, body too large) as problem+json."""
+    """Errors raised by aiohttp itself (unknown route, wrong method, body too large) and unexpected ones
+    as problem+json."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         return problem(exc.status, exc.reason, exc.text or exc.reason)
+    except Exception:  # a bug must not leak a stack trace to the sender; the log has it
+        log.exception("hook failed", path=request.path)
+        return problem(500, "Internal error", "the record could not be processed; it was not acknowledged")
 
 
 def build_app(routes: HookRoutes, max_body_bytes: int) -> web.Application:

@@ -34,6 +34,16 @@ EXPECTED = {
     "remove_app_role_from_user": [("revoke", f"{IVAN}|{CRM_APP}|default")],
     "add_sp_credentials_export": [("grant", f"{HR_SP}|entra:credential:aa11bb22-cc33-4d44-8e55-ff6677889900|owner")],
     "remove_sp_credentials": [("revoke", f"{HR_SP}|entra:credential:0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f|owner")],
+    "update_application_secret_rotation": [
+        (
+            "grant",
+            "entra:application:c0ffee00-1111-4222-8333-444455556666|entra:credential:5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d|owner",
+        ),
+        (
+            "revoke",
+            "entra:application:c0ffee00-1111-4222-8333-444455556666|entra:credential:0f9e8d7c-6b5a-4c3d-9e2f-1a0b9c8d7e6f|owner",
+        ),
+    ],
     "disable_account": [("status:deactivated", IVAN)],
     "delete_user": [("status:deleted", IVAN)],
     "failed_add_member_to_group": [],
@@ -106,3 +116,14 @@ def test_group_activity_without_a_member_is_malformed() -> None:
 def test_record_without_activity_is_malformed() -> None:
     with pytest.raises(MalformedRecord):
         entra.normalize({"id": "x", "targetResources": []})
+
+
+def test_a_secret_replaced_in_one_change_is_a_rotation() -> None:
+    added, removed = Runner("entra").events(fixture("entra", "update_application_secret_rotation"))
+    assert isinstance(added, GrantEvent)
+    assert added.credential is not None
+    assert added.credential.rotated_at == added.occurred_at == datetime(2024, 10, 20, 7, 45, 12, 345678, tzinfo=UTC)
+    assert added.credential.credential_type == "entra_client_secret"
+    assert isinstance(removed, GrantEvent)
+    assert removed.credential is not None
+    assert removed.credential.status == "deleted"

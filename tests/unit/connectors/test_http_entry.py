@@ -228,3 +228,22 @@ def test_secret_comparison() -> None:
     assert not secret_matches("s3cret ", secret)
     assert not secret_matches(None, secret)
     assert not secret_matches("s3cret", None)
+
+
+async def test_unexpected_error_is_a_500_problem_without_details(
+    mem_client: tuple[MemoryIngestion, TestClient[Any, Any]],
+) -> None:
+    mem, client = mem_client
+
+    class BrokenSink:
+        async def publish(self, events: Any) -> None:
+            raise RuntimeError("a bug with internal detail")
+
+        async def reject(self, rejected: Any) -> None:
+            return None
+
+    mem.ingest._sink = BrokenSink()
+    response = await client.post("/v1/hooks/github", data=fixture_bytes("github", "org_add_member"), headers=BEARER)
+    assert response.status == 500
+    assert response.content_type == "application/problem+json"
+    assert "internal detail" not in await response.text()
