@@ -198,6 +198,8 @@ class Reconciler:
             producer_acks=-1,
             producer_linger=kafka.linger_ms / 1000,
             broker_commit_interval=settings.commit_interval_s,
+            broker_session_timeout=settings.session_timeout_s,
+            broker_heartbeat_interval=max(settings.session_timeout_s / 4, 1.0),
             consumer_auto_offset_reset="earliest",
             key_serializer="raw",
             value_serializer="raw",

@@ -7,7 +7,6 @@ from pathlib import Path
 from aiohttp import web
 
 from closeloop import topics
-from closeloop.kafka import admin_client
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness, add_ops_routes
@@ -15,6 +14,7 @@ from closeloop.runtime import Runtime
 from closeloop.settings import KafkaSettings, state_dir
 from reconciliation.app import SERVICE, Reconciler
 from reconciliation.settings import ReconciliationSettings
+from reconciliation.topic_meta import partition_count
 
 log = get_logger(__name__)
 
@@ -35,19 +35,6 @@ def topic_specs(settings: ReconciliationSettings) -> list[topics.TopicSpec]:
         # The alerts topic gets a DLQ too: the webhook sink dead-letters alerts it cannot deliver.
         specs.append(topics.TopicSpec(topics.dlq(name), retention_ms=topics.DLQ_RETENTION_MS, has_dlq=False))
     return specs
-
-
-async def partition_count(kafka: KafkaSettings, topic: str) -> int:
-    admin = admin_client(kafka)
-    await admin.start()
-    try:
-        described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    partitions = described[0].get("partitions") or []
-    if not partitions:
-        raise RuntimeError(f"topic {topic} has no partitions (does it exist?)")
-    return len(partitions)
 
 
 def data_dir(settings: ReconciliationSettings) -> Path:

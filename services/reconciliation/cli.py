@@ -17,6 +17,7 @@ from rich.table import Table
 from closeloop.contracts.alerts import AlertActivity, DriftAlert, DriftRule, parse_alert
 from closeloop.settings import KafkaSettings
 from reconciliation.settings import ReconciliationSettings
+from reconciliation.topic_meta import partition_count
 
 app = typer.Typer(help="Drift alerts (OCSF Detection Findings) on the alerts topic.", no_args_is_help=True)
 
@@ -37,11 +38,10 @@ async def read_alerts(
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            raise typer.BadParameter(f"topic {topic} does not exist")
+        try:
+            tps = [TopicPartition(topic, p) for p in range(await partition_count(kafka, topic))]
+        except RuntimeError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         if from_beginning:

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from closeloop.logging import get_logger
 from closeloop.settings import KafkaSettings
+from reconciliation.topic_meta import partition_count
 
 log = get_logger(__name__)
 
@@ -60,11 +61,7 @@ class AlertLedger:
         await consumer.start()
         read = 0
         try:
-            await consumer.topics()  # fetches the cluster metadata partitions_for_topic reads
-            partitions = consumer.partitions_for_topic(self._topic) or set()
-            tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-            if not tps:
-                return 0
+            tps = [TopicPartition(self._topic, p) for p in range(await partition_count(self._kafka, self._topic))]
             consumer.assign(tps)
             since_ms = int((now - self._window).timestamp() * 1000)
             starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
@@ -76,10 +73,9 @@ class AlertLedger:
                     continue
                 consumer.seek(tp, found.offset)
                 pending[tp] = ends[tp]
-            while pending:
+            deadline = time.monotonic() + 30
+            while pending and time.monotonic() < deadline:
                 batch = await consumer.getmany(*pending, timeout_ms=500)
-                if not batch:
-                    break
                 for tp, records in batch.items():
                     for record in records:
                         for key, value in record.headers or ():

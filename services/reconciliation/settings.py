@@ -85,6 +85,9 @@ class ReconciliationSettings(ServiceSettings):
     tick_retry_s: float = Field(default=30.0, gt=0)
     # Seconds between full rebuilds of the in-memory deadline index from the local join state.
     deadline_rescan_s: float = Field(default=60.0, gt=0)
+    # Consumer group session timeout (seconds): how long a crashed worker's partitions wait before another
+    # worker (or its restart) takes them over.
+    session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)
     # faust commit interval (seconds): input offsets are committed after the effects are flushed.
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     # Tickets kept per entitlement (most recent first); older ones are dropped from the join state.

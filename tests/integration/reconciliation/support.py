@@ -42,6 +42,7 @@ POLICY_ENV = {
     "expiry_grace": timedelta(seconds=1),
     "timer_interval_s": 0.5,
     "commit_interval_s": 0.5,
+    "session_timeout_s": 6.0,
     "expiry_required_resources": ("okta:adminrole:*",),
 }
 
