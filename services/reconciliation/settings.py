@@ -39,7 +39,9 @@ DEFAULT_EXPIRY_REQUIRED_RESOURCES: tuple[str, ...] = (
 
 
 class ReconciliationSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_RECONCILIATION_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="CLOSELOOP_RECONCILIATION_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     # Ops server (health, readiness, metrics) port; faust's own web server stays off.
     ops_port: int = Field(default=8484, ge=0, le=65535)

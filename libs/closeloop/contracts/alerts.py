@@ -162,11 +162,14 @@ def parse_alert(value: bytes) -> tuple[DriftAlert, dict[str, Any]]:
     """Decode an alert record's value into its headline and the full OCSF document; ValueError if it is not one."""
     try:
         document = json.loads(value)
-        if not isinstance(document, dict) or document.get("class_uid") != DETECTION_FINDING_CLASS_UID:
-            raise ValueError("not an OCSF Detection Finding")
-        return DriftAlert.from_ocsf(document), document
-    except (KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not a closeloop drift alert: {exc}") from exc
+    if not isinstance(document, dict) or document.get("class_uid") != DETECTION_FINDING_CLASS_UID:
+        raise ValueError("not a closeloop drift alert: not an OCSF Detection Finding")
+    try:
+        return DriftAlert.from_ocsf(document), document
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a closeloop drift alert: {type(exc).__name__}: {exc}") from exc
 
 
 def alert_headers(alert: DriftAlert, *, source: str, correlation_id: str | None = None) -> list[tuple[str, bytes]]:
