@@ -17,7 +17,7 @@ from rich.table import Table
 from closeloop.contracts.alerts import AlertActivity, DriftAlert, DriftRule, parse_alert
 from closeloop.settings import KafkaSettings
 from reconciliation.settings import ReconciliationSettings
-from reconciliation.topic_meta import partition_count
+from reconciliation.topic_meta import partition_count, reader_options
 
 app = typer.Typer(help="Drift alerts (OCSF Detection Findings) on the alerts topic.", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ async def read_alerts(
     idle_exit_s: float | None = None,
 ) -> AsyncIterator[tuple[DriftAlert | None, bytes]]:
     """Alerts of the topic (the last `last` per partition, or all), then new ones while following."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**reader_options(kafka, "alerts-tail"))
     await consumer.start()
     try:
         try:
@@ -44,12 +44,10 @@ async def read_alerts(
             raise typer.BadParameter(str(exc)) from exc
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
-        if from_beginning:
-            await consumer.seek_to_beginning(*tps)
-        else:
-            starts = await consumer.beginning_offsets(tps)
-            for tp in tps:
-                consumer.seek(tp, max(starts[tp], ends[tp] - last))
+        starts = await consumer.beginning_offsets(tps)
+        for tp in tps:
+            # Explicit offsets: no automatic reset can race with them.
+            consumer.seek(tp, starts[tp] if from_beginning else max(starts[tp], ends[tp] - last))
         idle_since = time.monotonic()
         while True:
             batch = await consumer.getmany(timeout_ms=500)

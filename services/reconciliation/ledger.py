@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from closeloop.logging import get_logger
 from closeloop.settings import KafkaSettings
-from reconciliation.topic_meta import partition_count
+from reconciliation.topic_meta import partition_count, reader_options
 
 log = get_logger(__name__)
 
@@ -49,15 +49,7 @@ class AlertLedger:
     async def reload(self, now: datetime) -> int:
         """Read the alerts topic back from now - window to its end; returns the number of ids read."""
         started = time.monotonic()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._kafka.bootstrap,
-            client_id=f"{self._kafka.client_id}-alert-ledger",
-            enable_auto_commit=False,
-            security_protocol=self._kafka.security_protocol,
-            sasl_mechanism=self._kafka.sasl_mechanism or "PLAIN",
-            sasl_plain_username=self._kafka.sasl_username,
-            sasl_plain_password=self._kafka.sasl_password.get_secret_value() if self._kafka.sasl_password else None,
-        )
+        consumer = AIOKafkaConsumer(**reader_options(self._kafka, "alert-ledger"))
         await consumer.start()
         read = 0
         try:
