@@ -70,6 +70,11 @@ def _path(line: JsonObject) -> str:
     return (text(dig(line, "request", "path")) or "").strip("/")
 
 
+def _namespace(line: JsonObject) -> str:
+    """Vault Enterprise namespaces isolate paths: cached lists are kept per namespace."""
+    return text(dig(line, "request", "namespace", "id")) or "root"
+
+
 def identify(line: JsonObject) -> RecordIdentity:
     vendor_id = text(dig(line, "request", "id")) or content_id(line)
     return RecordIdentity(vendor_id, f"{text(dig(line, 'request', 'operation')) or '?'} {_path(line)}")
@@ -173,7 +178,7 @@ def _auth_entity(line: JsonObject, out: RecordEvents, ctx: ParseContext, match: 
         line,
         out,
         ctx,
-        state_key=f"policies:{_path(line)}",
+        state_key=f"policies:{_namespace(line)}:{_path(line)}",
         fields=("token_policies", "policies"),
         entitlement_of=lambda policy: (principal, f"vault:policy:{policy}", kind),
         privilege="attached",
@@ -199,7 +204,7 @@ def _identity_object(line: JsonObject, out: RecordEvents, ctx: ParseContext, mat
         line,
         out,
         ctx,
-        state_key=f"policies:{key_path}",
+        state_key=f"policies:{_namespace(line)}:{key_path}",
         fields=("policies",),
         entitlement_of=lambda policy: (principal, f"vault:policy:{policy}", IdentityKind.UNKNOWN),
         privilege="attached",
@@ -211,7 +216,7 @@ def _identity_object(line: JsonObject, out: RecordEvents, ctx: ParseContext, mat
             line,
             out,
             ctx,
-            state_key=f"members:{key_path}",
+            state_key=f"members:{_namespace(line)}:{key_path}",
             fields=("member_entity_ids",),
             entitlement_of=lambda entity: (f"vault:entity:{entity}", principal, IdentityKind.UNKNOWN),
             privilege="member",
@@ -346,7 +351,7 @@ def state_keys(line: JsonObject, ctx: ParseContext) -> list[str]:
         return []
     path = _path(line)
     if _AUTH_ENTITY.match(path):
-        return [f"policies:{path}"]
+        return [f"policies:{_namespace(line)}:{path}"]
     identity = _IDENTITY.match(path)
     if identity:
         object_id = identity["ref"] if identity["by"] == "id" else text(dig(line, "response", "data", "id"))
@@ -356,7 +361,7 @@ def state_keys(line: JsonObject, ctx: ParseContext) -> list[str]:
             if object_id and not is_hmac(object_id)
             else f"identity/{identity['kind']}/name/{name}"
         )
-        return [f"policies:{key_path}", f"members:{key_path}"]
+        return [f"policies:{_namespace(line)}:{key_path}", f"members:{_namespace(line)}:{key_path}"]
     revoke = _TOKEN_REVOKE.match(path)
     if revoke and revoke["how"] in ("revoke", "revoke-orphan"):
         token = revoke["arg"] or text(dig(line, "request", "data", "token"))

@@ -62,6 +62,21 @@ class Running:
         """Everything tagged `tag` once `seconds` passed (to check that nothing more was published)."""
         return [decode(r.value) for r in tagged(await read_for(self.kafka, self.grants_topic, seconds), tag)]
 
+    def duplicates_seen(self, source: str) -> float:
+        metrics = self.service.ingestion.metrics
+        value = metrics.registry.get_sample_value(
+            "closeloop_duplicates_total", {"service": "connectors", "input": f"kafka:{source}"}
+        )
+        return value or 0.0
+
+    async def wait_for_raw_duplicate(self, source: str, before: float, timeout_s: float = 20.0) -> None:
+        """Wait until the raw-topic consumer recognised one more record as already processed."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.duplicates_seen(source) <= before:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"the raw {source} record was not consumed as a duplicate in {timeout_s}s")
+            await asyncio.sleep(0.1)
+
     async def dead_letters(self, count: int, timeout_s: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:
         return await read_topic(
             self.kafka, dlq(self.grants_topic), until=lambda rs: len(rs) >= count, timeout_s=timeout_s
@@ -138,6 +153,7 @@ def tag_ids(source: str, body: Any, tag: str) -> Any:
                 r["auditID"] = f"{r.get('auditID', 'audit')}-{tag}"
         elif source == "vault":
             r["request"]["id"] = f"{r['request']['id']}-{tag}"
+            r["request"]["namespace"] = {"id": f"ns-{tag}", "path": f"ns-{tag}/"}  # cached lists are per namespace
 
     if isinstance(body, list):
         for item in body:

@@ -16,6 +16,7 @@ from closeloop import kafka
 from closeloop.contracts.codec import header_value
 from closeloop.contracts.grants import GrantEvent
 from closeloop.settings import DatabaseSettings, KafkaSettings
+from connectors.replay import replay_file
 from tests.integration.connectors.harness import Running, new_tag, running_service, tag_ids
 from tests.support.infra import REPO_ROOT
 from tests.support.kafka_helpers import read_topic
@@ -102,7 +103,9 @@ async def test_replay_cli_then_hook_then_raw_topic(svc: Running, tmp_path: Path)
     }
     for body in bodies:
         assert (await (await svc.post("okta", json.dumps(body).encode())).json())["published_events"] == 0
+        before = svc.duplicates_seen("okta")
         await produce_raw(svc, "okta", json.dumps(body).encode())
+        await svc.wait_for_raw_duplicate("okta", before)
     code, output = await run_cli(svc, "replay", "okta", str(path))
     assert code == 0, output
     assert len(await svc.events_after(tag, seconds=2.0)) == 2
@@ -174,3 +177,32 @@ async def test_processed_records_are_remembered(svc: Running, owner_pool: asyncp
     )
     assert key is not None
     assert key.startswith("update sys/leases/revoke/")
+
+
+@pytest.mark.parametrize(
+    ("source", "name", "count"),
+    [
+        ("okta", "user_deactivate", 1),
+        ("cloudtrail", "put_role_policy", 1),
+        ("entra", "pim_activation", 1),
+        ("github", "pat_access_granted", 1),
+        ("k8s", "aks_wrapped_log_string", 1),
+        ("vault", "identity_group_write", 2),
+    ],
+)
+async def test_replay_then_hook_then_raw_topic_same_effect_once(
+    svc: Running, tmp_path: Path, source: str, name: str, count: int
+) -> None:
+    tag = new_tag()
+    body = tag_ids(source, fixture(source, name), tag)
+    path = tmp_path / f"{source}.jsonl"
+    path.write_text(json.dumps(body) + "\n")
+    summary = await replay_file(svc.service.ingestion.ingest, source, path)
+    assert summary.events_published == count
+    assert len(await svc.events(tag, count)) == count
+    raw = json.dumps(body).encode()
+    assert (await (await svc.post(source, raw)).json())["published_events"] == 0
+    before = svc.duplicates_seen(source)
+    await produce_raw(svc, source, raw)
+    await svc.wait_for_raw_duplicate(source, before)
+    assert len(await svc.events_after(tag, seconds=0.5)) == count
