@@ -10,7 +10,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.grants import SnapshotMarker
 from reconciliation.join_engine import Emission, JoinEngine, JoinInput
 from reconciliation.routing import partition_for, route
-from reconciliation.rules.base import RulePolicy
+from reconciliation.rules.base import JoinView, RulePolicy
 from reconciliation.state import AlertSlots, EntitlementState
 from reconciliation.store import ALERTS, ENTITLEMENTS, MemoryTables, UnitOfWork
 from tests.unit.reconciliation.scenarios import GRACE, Scenario
@@ -95,3 +95,17 @@ class Harness:
 
 def activities(emissions: list[Emission]) -> list[tuple[DriftRule, AlertActivity]]:
     return [(e.change.rule, e.change.activity) for e in emissions]
+
+
+def fold(events: list[Envelope], at: datetime, policy: RulePolicy = POLICY) -> Harness:
+    """The join state after these inputs (processed at `at`), without evaluating any deadline."""
+    harness = Harness(policy=policy)
+    for event in events:
+        harness.feed(event, at)
+    return harness
+
+
+def view_of(harness: Harness, key: object) -> JoinView:
+    view = harness.engine.view(UnitOfWork(harness.tables, PARTITIONS), str(key))
+    assert view is not None, f"no state for {key}"
+    return view

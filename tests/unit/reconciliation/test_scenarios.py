@@ -71,10 +71,14 @@ def test_snapshot_sweep_waits_for_the_completed_marker_of_every_grants_partition
     # Only two of the three input partitions' completion markers reached partition 0..2: no sweep yet.
     for partition in range(PARTITIONS):
         for origin in range(PARTITIONS - 1):
-            harness._run(JoinInput("marker", partition, completed, origin_partition=origin), BASE + timedelta(seconds=2))
+            harness._run(
+                JoinInput("marker", partition, completed, origin_partition=origin), BASE + timedelta(seconds=2)
+            )
     harness.tick(BASE + timedelta(seconds=10))
     assert not any(e.change.activity == AlertActivity.CLOSE for e in harness.emitted)
     for partition in range(PARTITIONS):
-        harness._run(JoinInput("marker", partition, completed, origin_partition=PARTITIONS - 1), BASE + timedelta(seconds=11))
+        harness._run(
+            JoinInput("marker", partition, completed, origin_partition=PARTITIONS - 1), BASE + timedelta(seconds=11)
+        )
     closes = {(e.change.key, e.change.rule) for e in harness.emitted if e.change.activity == AlertActivity.CLOSE}
     assert len(closes) == 2
