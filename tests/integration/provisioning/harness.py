@@ -62,9 +62,19 @@ class RunningService:
         await self.runtime.close()
 
     async def kill(self) -> None:
-        """A crash: cancel every loop wherever it is (mid-transaction, mid-publish), then drop the clients."""
-        for task in self.tasks:
-            task.cancel()
+        """A crash: cancel every loop wherever it is (mid-transaction, mid-publish), then drop the clients.
+
+        The cancel is repeated until each task is gone: the shared ConsumerLoop retries its processor
+        under tenacity, which catches BaseException, so a single cancel that lands mid-processing is
+        absorbed as one failed attempt (that processing is rolled back, as in a crash).
+        """
+        deadline = time.monotonic() + 15
+        while not all(task.done() for task in self.tasks):
+            if time.monotonic() > deadline:
+                raise AssertionError("the service did not die")
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.wait(self.tasks, timeout=0.05)
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.runtime.close()
 
