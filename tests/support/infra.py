@@ -2,7 +2,7 @@
 
 1. `CLOSELOOP_KAFKA_BOOTSTRAP` / `CLOSELOOP_DATABASE_URL` from the environment;
 2. testcontainers, when a Docker engine answers;
-3. the local stack (`make up`: Kafka from Maven Central on Java, PostgreSQL from Debian's packages).
+3. the local stack (`make infra`: Kafka from Maven Central on Java, PostgreSQL from Debian's packages).
 
 Nothing here skips: if no option works, the tests fail and say why.
 """
@@ -81,9 +81,9 @@ def _testcontainers() -> Iterator[Infra]:
 
 
 def _local_stack() -> Infra:
-    result = subprocess.run(["make", "-s", "up"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(["make", "-s", "infra"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise RuntimeError(f"the local stack did not start (make up):\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(f"the local stack did not start (make infra):\n{result.stdout}\n{result.stderr}")
     values = _read_env_file(env_file())
     return Infra(
         kafka_bootstrap=values["CLOSELOOP_KAFKA_BOOTSTRAP"],
