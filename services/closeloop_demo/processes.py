@@ -22,28 +22,50 @@ class ServiceSpec:
     ready_url: str
 
 
-SERVICES = (
-    ServiceSpec("request-intake", "request_intake", "http://127.0.0.1:8480/readyz"),
-    ServiceSpec("connectors", "connectors", "http://127.0.0.1:8481/readyz"),
-    ServiceSpec("provisioning", "provisioning", "http://127.0.0.1:8482/readyz"),
-    ServiceSpec("expiry", "expiry", "http://127.0.0.1:8483/readyz"),
-    ServiceSpec("reconciliation", "reconciliation", "http://127.0.0.1:8484/readyz"),
+# (name, module, default port, the env variable that moves the port)
+_SERVICES = (
+    ("request-intake", "request_intake", 8480, "CLOSELOOP_INTAKE_HTTP_PORT"),
+    ("connectors", "connectors", 8481, "CLOSELOOP_CONNECTORS_OPS_PORT"),
+    ("provisioning", "provisioning", 8482, "CLOSELOOP_PROVISIONING_OPS_PORT"),
+    ("expiry", "expiry", 8483, "CLOSELOOP_EXPIRY_OPS_PORT"),
+    ("reconciliation", "reconciliation", 8484, "CLOSELOOP_RECONCILIATION_OPS_PORT"),
 )
+PORT_VARIABLES = {name: variable for name, _, _, variable in _SERVICES}
+
+
+def service_specs(ports: dict[str, int] | None = None) -> tuple[ServiceSpec, ...]:
+    """The five services; `ports` moves some of them off their default ports (tests)."""
+    ports = ports or {}
+    return tuple(
+        ServiceSpec(name, module, f"http://127.0.0.1:{ports.get(name, default)}/readyz")
+        for name, module, default, _ in _SERVICES
+    )
+
+
+SERVICES = service_specs()
 
 
 class ServiceProcesses:
-    def __init__(self, python: str, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        python: str,
+        env: dict[str, str],
+        specs: tuple[ServiceSpec, ...] = SERVICES,
+        log_prefix: str = "demo",
+    ) -> None:
         self._python = python
         self._env = env
+        self._specs = specs
+        self._log_prefix = log_prefix
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self.log_dir = state_dir() / "logs"
 
     def log_file(self, spec: ServiceSpec) -> Path:
-        return self.log_dir / f"demo-{spec.name}.log"
+        return self.log_dir / f"{self._log_prefix}-{spec.name}.log"
 
     def start_all(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for spec in SERVICES:
+        for spec in self._specs:
             with self.log_file(spec).open("ab") as log:
                 self._running[spec.name] = subprocess.Popen(  # noqa: S603 - our own interpreter and module names
                     [self._python, "-m", spec.module],
@@ -56,7 +78,7 @@ class ServiceProcesses:
     async def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as session:
-            for spec in SERVICES:
+            for spec in self._specs:
                 while True:
                     process = self._running[spec.name]
                     if process.poll() is not None:

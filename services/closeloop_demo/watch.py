@@ -24,14 +24,23 @@ class Observed:
 
 
 class TopicWatcher:
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        alerts_topic: str = topics.DRIFT_ALERTS,
+        commands_topic: str = topics.PROVISIONING_COMMANDS,
+        entitlements_topic: str = topics.ENTITLEMENTS,
+    ) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+        self._alerts_topic = alerts_topic
+        self._commands_topic = commands_topic
+        self._entitlements_topic = entitlements_topic
         self.observed = Observed()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
-        names = (topics.DRIFT_ALERTS, topics.PROVISIONING_COMMANDS, topics.ENTITLEMENTS)
+        names = (self._alerts_topic, self._commands_topic, self._entitlements_topic)
         partitions = []
         for name in names:
             for partition in self._consumer.partitions_for_topic(name) or await self._partitions(name):
@@ -53,7 +62,7 @@ class TopicWatcher:
                 for record in records:
                     if record.value is None:
                         continue
-                    if tp.topic == topics.DRIFT_ALERTS:
+                    if tp.topic == self._alerts_topic:
                         try:
                             alert, document = parse_alert(record.value)
                         except ValueError:
@@ -61,7 +70,7 @@ class TopicWatcher:
                         self.observed.alerts.append(alert)
                         if self.observed.on_alert:
                             self.observed.on_alert(alert, document)
-                    elif tp.topic == topics.PROVISIONING_COMMANDS:
+                    elif tp.topic == self._commands_topic:
                         self.observed.commands.append(json.loads(record.value))
                     else:
                         self.observed.records.append(json.loads(record.value))
