@@ -41,6 +41,7 @@ from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import KafkaSettings
 from closeloop.topics import dlq
+from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
@@ -49,10 +50,10 @@ from reconciliation.join_records import (
     ORIGIN_TOPIC,
     BadJoinRecord,
     Headers,
+    Incoming,
     decode_join_record,
     forward_headers,
     header,
-    normalise_headers,
     tick_record,
 )
 from reconciliation.ledger import AlertLedger
@@ -61,6 +62,7 @@ from reconciliation.rules.base import RulePolicy
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.sinks.alert_record import AlertEncoder
 from reconciliation.store import ENTITLEMENTS, TABLES, UnitOfWork, Write
+from reconciliation.topic_meta import read_range, start_offsets
 
 log = get_logger(__name__)
 
@@ -139,6 +141,12 @@ class ReconcilerMetrics:
         self.deadlines = Gauge(
             "closeloop_reconciliation_deadlines", "Keys waiting for a deadline on this worker", registry=registry
         )
+        self.holes = Counter(
+            "closeloop_reconciliation_partition_holes",
+            "Holes in a partition's delivered records that were re-read (faust skipped records)",
+            ["topic"],
+            registry=registry,
+        )
         self.batch = Histogram(
             "closeloop_reconciliation_join_batch_size",
             "Inputs per join batch",
@@ -183,6 +191,9 @@ class Reconciler:
         self._rebuilt_at = 0.0
         self._assigned_once = False
         self._ledger_task: asyncio.Task[None] | None = None
+        self._continuity: dict[str, Continuity] = {}
+        # Join inputs handled since start (benchmarks and tests read it; Prometheus has the batch histogram).
+        self.joined = 0
 
         self.app = faust.App(
             settings.app_id,
@@ -243,22 +254,71 @@ class Reconciler:
     def _router(self, topic: str, expected: tuple[type[Envelope], ...]) -> Callable[[Any], Awaitable[None]]:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
-                await self.route_batch(topic, expected, events)
+                await self._guarded(self.route_batch(topic, expected, await self.continuous(topic, events)))
 
         agent.__name__ = f"route_{topic.replace('.', '_')}"
         return agent
 
     async def _join_agent(self, stream: Any) -> None:
         async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
-            await self.join_batch(events)
+            await self.ledger.ready.wait()
+            await self._guarded(self.join_batch(await self.continuous(self.join_topic_name, events)))
+
+    async def _guarded(self, work: Awaitable[None]) -> None:
+        """Run one batch; anything unexpected (the broker refusing an alert, a failed re-read) stops the worker.
+
+        The batch is then not acknowledged: after the restart it is processed again from the committed offsets,
+        instead of faust's agent supervisor carrying on past it.
+        """
+        try:
+            await work
+        except Exception as exc:
+            log.exception("batch failed; stopping the worker so it restarts from the committed offsets")
+            await self.app.crash(exc)
+            raise
+
+    # --- continuity (see continuity.py for why) ------------------------------------------------------------
+
+    async def continuous(self, stream: str, events: list[Any]) -> list[Incoming]:
+        """The batch's records with any hole re-read (in order) and records already handled dropped."""
+        continuity = self._continuity.setdefault(stream, Continuity())
+        continuity.start_generation(self.app.consumer_generation_id)
+        incoming = [Incoming.of(event.message) for event in events]
+        unknown = continuity.unknown({(i.topic, i.partition) for i in incoming})
+        if unknown:
+            starts = await start_offsets(self.kafka, self.settings.app_id, unknown)
+            for tp in unknown:
+                first = min(i.offset for i in incoming if (i.topic, i.partition) == tp)
+                continuity.learn(tp, starts.get(tp), first)
+        ordered: list[Incoming] = []
+        for item in incoming:
+            tp = (item.topic, item.partition)
+            verdict, expected = continuity.check(tp, item.offset)
+            if verdict is Verdict.DUPLICATE:
+                self.metrics.duplicate(item.topic)
+                continue
+            if verdict is Verdict.HOLE:
+                missing = await read_range(self.kafka, item.topic, item.partition, expected, item.offset)
+                log.warning(
+                    "hole in a partition's records; re-read",
+                    topic=item.topic,
+                    partition=item.partition,
+                    start=expected,
+                    end=item.offset,
+                    records=len(missing),
+                )
+                self.extra.holes.labels(item.topic).inc()
+                ordered += [Incoming.of(record) for record in missing]
+            ordered.append(item)
+            continuity.advance(tp, item.offset)
+        return ordered
 
     # --- routing --------------------------------------------------------------------------------------------
 
-    async def route_batch(self, topic: str, expected: tuple[type[Envelope], ...], events: list[Any]) -> None:
+    async def route_batch(self, topic: str, expected: tuple[type[Envelope], ...], records: list[Incoming]) -> None:
         pending: list[Awaitable[Any]] = []
-        for event in events:
-            message = event.message
-            headers = normalise_headers(message.headers)
+        for message in records:
+            headers = message.headers
             self.metrics.received(topic)
             if message.value is None and topic == self.settings.entitlements_topic:
                 self.metrics.skip(topic, "tombstone")
@@ -311,17 +371,15 @@ class Reconciler:
 
     # --- the join -------------------------------------------------------------------------------------------
 
-    async def join_batch(self, events: list[Any]) -> None:
-        await self.ledger.ready.wait()
+    async def join_batch(self, records: list[Incoming]) -> None:
         started = time.perf_counter()
         now = self.clock()
         uow = UnitOfWork(self.store, self.partitions)
         emissions = []
         letters: list[Awaitable[Any]] = []
-        self.extra.batch.observe(len(events))
-        for event in events:
-            message = event.message
-            headers = normalise_headers(message.headers)
+        self.extra.batch.observe(len(records))
+        for message in records:
+            headers = message.headers
             try:
                 item = decode_join_record(message.value, headers, message.partition)
             except BadJoinRecord as exc:
@@ -372,9 +430,10 @@ class Reconciler:
         for state in dirty:
             self.deadlines.arm(state.key, state.next_check, partition_for(state.principal, self.partitions))
         self.extra.deadlines.set(len(self.deadlines))
+        self.joined += len(records)
         self.metrics.observe(self.join_topic_name, time.perf_counter() - started)
 
-    def _join_letter(self, message: Any, headers: Headers, reason: str) -> DeadLetter:
+    def _join_letter(self, message: Incoming, headers: Headers, reason: str) -> DeadLetter:
         origin_topic = header(headers, ORIGIN_TOPIC) or self.join_topic_name
         origin_partition = header(headers, ORIGIN_PARTITION)
         origin_offset = header(headers, ORIGIN_OFFSET)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import DecodeError, decode
@@ -45,6 +47,30 @@ def forward_headers(kind: str, topic: str, partition: int, offset: int, original
         (ORIGIN_OFFSET, str(offset).encode()),
     ]
     return own + [(k, v) for k, v in original if not k.startswith("cl_")]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed record, whether faust delivered it or the hole reader fetched it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+    @classmethod
+    def of(cls, message: Any) -> Incoming:
+        """From a faust Message or an aiokafka ConsumerRecord (same attribute names)."""
+        return cls(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=normalise_headers(message.headers),
+        )
 
 
 def tick_record(key: str) -> tuple[bytes, Headers]:

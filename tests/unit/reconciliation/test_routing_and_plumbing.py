@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from closeloop.contracts.alerts import DriftRule, alert_event_id, finding_uid, parse_alert
 from closeloop.contracts.grants import PrincipalStatus, SnapshotPhase
 from closeloop.contracts.tickets import TicketKind, TicketTransition
+from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.join_engine import new_state
 from reconciliation.join_records import BadJoinRecord, decode_join_record, forward_headers, tick_record
@@ -128,3 +129,23 @@ def test_alert_ids_and_parse_errors() -> None:
     ):
         with pytest.raises(ValueError, match=reason):
             parse_alert(value)
+
+
+def test_continuity_finds_holes_and_duplicates_per_partition_and_generation() -> None:
+    continuity = Continuity()
+    assert continuity.start_generation(1)
+    tp = ("iam.grants.v1", 0)
+    assert continuity.unknown({tp}) == {tp}
+    continuity.learn(tp, committed=24, first_seen=24)
+    assert continuity.check(tp, 24) == (Verdict.NEXT, 24)
+    continuity.advance(tp, 24)
+    assert continuity.check(tp, 24) == (Verdict.DUPLICATE, 25)
+    assert continuity.check(tp, 38) == (Verdict.HOLE, 25)
+    continuity.advance(tp, 38)
+    assert continuity.check(tp, 39) == (Verdict.NEXT, 39)
+    assert not continuity.start_generation(1)
+    assert continuity.start_generation(2)
+    assert continuity.unknown({tp}) == {tp}
+    other = ("iam.grants.v1", 1)
+    continuity.learn(other, committed=None, first_seen=7)
+    assert continuity.check(other, 7) == (Verdict.NEXT, 7)
