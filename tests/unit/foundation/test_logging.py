@@ -29,6 +29,7 @@ def test_log_lines_are_json_with_service_and_correlation(capsys: pytest.CaptureF
     with structlog.contextvars.bound_contextvars(correlation_id="corr-42"):
         get_logger().info("processed", api_token="tok_live_123")
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    structlog.reset_defaults()
     assert line["service"] == "unit-test"
     assert line["correlation_id"] == "corr-42"
     assert line["event"] == "processed"
