@@ -67,6 +67,8 @@ from reconciliation.topic_meta import read_range, start_offsets
 log = get_logger(__name__)
 
 SERVICE = "reconciliation"
+# Keys per tick record (bounded so a mass expiry does not make one oversized record).
+TICK_KEYS_MAX = 2000
 Clock = Callable[[], datetime]
 
 
@@ -208,6 +210,8 @@ class Reconciler:
             topic_replication_factor=kafka.replication_factor,
             producer_acks=-1,
             producer_linger=kafka.linger_ms / 1000,
+            producer_max_batch_size=settings.producer_batch_bytes,
+            producer_max_request_size=max(settings.producer_batch_bytes, 1_048_576),
             broker_commit_interval=settings.commit_interval_s,
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=max(settings.session_timeout_s / 4, 1.0),
@@ -481,10 +485,14 @@ class Reconciler:
         if not owned:
             return
         due = self.deadlines.pop_due(self.clock(), owned, timedelta(seconds=self.settings.tick_retry_s))
+        by_partition: dict[int, list[str]] = {}
         for key, partition in due:
-            value, headers = tick_record(key)
-            # Fire and forget: an unanswered tick is re-armed after tick_retry_s.
-            await self._send(self.join_topic_name, principal_of_key(key).encode(), value, partition, headers)
+            by_partition.setdefault(partition, []).append(key)
+        for partition, keys in by_partition.items():
+            for start in range(0, len(keys), TICK_KEYS_MAX):
+                value, headers = tick_record(keys[start : start + TICK_KEYS_MAX])
+                # Fire and forget: an unanswered tick is re-armed after tick_retry_s.
+                await self._send(self.join_topic_name, None, value, partition, headers)
 
     # --- rebalance, readiness, lifecycle ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ Which entitlements an input affects:
 - a principal-level ticket or a status change: every entitlement of the principal;
 - a person-level ticket (a bare email or login): every principal on the partition with that id;
 - a completed snapshot: every entitlement of the partition it marked gone;
-- a deadline tick: the one key it names.
+- a deadline tick: the keys it names.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class JoinInput:
     partition: int
     event: Envelope | None = None
     origin_partition: int | None = None
-    tick_key: str | None = None
+    tick_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ class JoinEngine:
             correlation_id=event.correlation_id if event else None,
         )
         if item.kind == "tick":
-            keys = [item.tick_key] if item.tick_key and uow.entitlement(item.tick_key) else []
+            keys = [k for k in item.tick_keys if uow.entitlement(k) is not None]
         elif item.kind == "marker" and isinstance(event, SnapshotMarker):
             keys = self._marker(uow, event, item.partition, item.origin_partition, now)
         elif item.kind == "person" and isinstance(event, TicketEvent):

@@ -73,8 +73,9 @@ class Incoming:
         )
 
 
-def tick_record(key: str) -> tuple[bytes, Headers]:
-    return json.dumps({"key": key}).encode(), [(KIND, b"tick")]
+def tick_record(keys: list[str]) -> tuple[bytes, Headers]:
+    """One tick for every due key of a partition (the timer sends one per partition and round)."""
+    return json.dumps({"keys": keys}).encode(), [(KIND, b"tick")]
 
 
 class BadJoinRecord(ValueError):
@@ -87,13 +88,12 @@ def decode_join_record(value: bytes | None, headers: Headers, partition: int) ->
         raise BadJoinRecord(f"unknown join record kind {kind!r}")
     if kind == "tick":
         try:
-            body = json.loads(value or b"")
-            key = body["key"]
+            keys = json.loads(value or b"")["keys"]
         except (ValueError, KeyError, TypeError) as exc:
             raise BadJoinRecord(f"bad tick: {exc}") from exc
-        if not isinstance(key, str):
-            raise BadJoinRecord("bad tick: key is not a string")
-        return JoinInput(kind="tick", partition=partition, tick_key=key)
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            raise BadJoinRecord("bad tick: keys must be a list of strings")
+        return JoinInput(kind="tick", partition=partition, tick_keys=tuple(keys))
     try:
         event: Envelope = decode(value)
     except DecodeError as exc:

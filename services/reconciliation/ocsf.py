@@ -58,13 +58,24 @@ def ms(value: datetime) -> int:
     return int(value.timestamp() * 1000)
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
 def _clean(value: Any) -> Any:
     """Drop None values and empty containers, recursively (OCSF omits what is unknown)."""
-    if isinstance(value, dict):
-        cleaned = {k: _clean(v) for k, v in value.items()}
-        return {k: v for k, v in cleaned.items() if v is not None and v != {} and v != []}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value if v is not None]
+    if type(value) is dict:
+        cleaned = {}
+        for k, v in value.items():
+            if v is None:
+                continue
+            if type(v) in _CONTAINERS:
+                v = _clean(v)
+                if not v:
+                    continue
+            cleaned[k] = v
+        return cleaned
+    if type(value) in (list, tuple):
+        return [_clean(v) if type(v) in _CONTAINERS else v for v in value if v is not None]
     return value
 
 

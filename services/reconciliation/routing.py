@@ -7,6 +7,7 @@ tell which partition any key of its state belongs to — timers act only on the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 
@@ -18,6 +19,7 @@ from closeloop.contracts.tickets import TicketEvent
 from reconciliation.state import REMOVAL_KINDS
 
 
+@lru_cache(maxsize=131_072)
 def partition_for(principal: str, partitions: int) -> int:
     hashed: int = murmur2(principal.encode())
     return (hashed & 0x7FFFFFFF) % partitions

@@ -87,6 +87,9 @@ class ReconciliationSettings(ServiceSettings):
     tick_retry_s: float = Field(default=30.0, gt=0)
     # Seconds between full rebuilds of the in-memory deadline index from the local join state.
     deadline_rescan_s: float = Field(default=60.0, gt=0)
+    # Producer batch size in bytes: alert documents are a few KiB each, so the client default (16 KiB, three
+    # alerts) would make every burst of alerts wait on one round trip per three.
+    producer_batch_bytes: int = Field(default=1_048_576, ge=16_384, le=16_777_216)
     # Consumer group session timeout (seconds): how long a crashed worker's partitions wait before another
     # worker (or its restart) takes them over.
     session_timeout_s: float = Field(default=10.0, ge=6.0, le=300.0)

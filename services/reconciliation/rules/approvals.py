@@ -30,12 +30,23 @@ def removal_closures(view: JoinView) -> list[tuple[TicketFact, datetime]]:
 
 
 def last_removal(view: JoinView) -> tuple[TicketFact, datetime] | None:
-    closures = removal_closures(view)
-    return max(closures, key=lambda c: c[1]) if closures else None
+    def compute() -> tuple[TicketFact, datetime] | None:
+        closures = removal_closures(view)
+        return max(closures, key=lambda c: c[1]) if closures else None
+
+    found: tuple[TicketFact, datetime] | None = view.remember("last_removal", compute)
+    return found
 
 
-def approvals(view: JoinView, now: datetime, *, include_expired: bool = False) -> list[TicketFact]:
+def approvals(view: JoinView, now: datetime, *, include_expired: bool = False) -> tuple[TicketFact, ...]:
     """Approving tickets of the exact key, not voided by a later removal; unexpired unless asked."""
+    found: tuple[TicketFact, ...] = view.remember(
+        ("approvals", now, include_expired), lambda: tuple(_approvals(view, now, include_expired))
+    )
+    return found
+
+
+def _approvals(view: JoinView, now: datetime, include_expired: bool) -> list[TicketFact]:
     removal = last_removal(view)
     voided_until = removal[1] if removal else None
     found = []
@@ -54,7 +65,9 @@ def _sibling_view(view: JoinView, sibling: EntitlementState) -> JoinView:
 
 
 def sibling_approvals(view: JoinView, now: datetime, *, include_expired: bool = False) -> list[TicketFact]:
-    found = []
+    if not view.siblings:
+        return []
+    found: list[TicketFact] = []
     for sibling in view.siblings:
         found += approvals(_sibling_view(view, sibling), now, include_expired=include_expired)
     return found

@@ -8,13 +8,22 @@ the key exactly then.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from fnmatch import fnmatchcase
+from fnmatch import fnmatchcase, translate
+from functools import lru_cache
 from typing import Any
 
 from closeloop.contracts.alerts import DriftRule
 from reconciliation.state import ActorFact, EntitlementState, PrincipalState, TicketFact
+
+
+@lru_cache(maxsize=32)
+def _patterns(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One compiled regular expression for a tuple of fnmatch patterns (policy is checked on every event)."""
+    return re.compile("|".join(f"(?:{translate(p)})" for p in patterns)) if patterns else None
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,10 @@ class RulePolicy:
 
     def requires_expiry(self, resource: str, privilege: str, nhi: bool) -> str | None:
         """Why policy requires an expiry for this entitlement, or None."""
-        for pattern in self.expiry_required_resources:
-            if fnmatchcase(resource, pattern):
-                return f"resource matches {pattern}"
+        matcher = _patterns(self.expiry_required_resources)
+        if matcher is not None and matcher.match(resource):
+            pattern = next(p for p in self.expiry_required_resources if fnmatchcase(resource, p))
+            return f"resource matches {pattern}"
         if privilege in self.expiry_required_privileges:
             return f"privilege {privilege} is a standing privilege"
         if nhi and self.expiry_required_for_nhi:
@@ -86,6 +96,13 @@ class JoinView:
     # Principal-level tickets naming the person by a bare id (email, login).
     person_tickets: tuple[TicketFact, ...] = ()
     trigger: Trigger | None = None
+    # Join queries computed once per evaluation (thirteen rules ask the same questions).
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def remember(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     @property
     def principal_tickets(self) -> tuple[TicketFact, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 
 from closeloop.contracts.alerts import DriftAlert, alert_headers
@@ -42,7 +43,21 @@ class AlertEncoder:
             log_name=self.log_name,
             data_sources=self.data_sources,
         )
-        headline = DriftAlert.from_ocsf(document)
+        change = emission.change
+        # Trusted, just-built values: construct the headline without re-validating the document.
+        headline = DriftAlert.model_construct(
+            event_id=change.event_id,
+            finding_uid=change.uid,
+            rule=change.rule,
+            activity=change.activity,
+            status=change.status,
+            revision=change.revision,
+            severity_id=document["severity_id"],
+            entitlement_key=change.key,
+            message=document["message"],
+            time=datetime.fromtimestamp(document["time"] / 1000, tz=UTC),
+            tickets=tuple(t["uid"] for t in document.get("tickets", ())),
+        )
         trigger = emission.view.trigger
         headers = alert_headers(
             headline, source=self.source, correlation_id=trigger.correlation_id if trigger else None
@@ -50,6 +65,6 @@ class AlertEncoder:
         return AlertRecord(
             event_id=headline.event_id,
             key=emission.change.key.encode(),
-            value=json.dumps(document, separators=(",", ":"), sort_keys=True).encode(),
+            value=json.dumps(document, separators=(",", ":")).encode(),
             headers=headers,
         )

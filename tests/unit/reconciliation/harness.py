@@ -67,7 +67,7 @@ class Harness:
             state = EntitlementState.load(raw)
             if state.next_check is not None and state.next_check <= now:
                 partition = partition_for(state.principal, PARTITIONS)
-                emissions += self._run(JoinInput("tick", partition, tick_key=key), now)
+                emissions += self._run(JoinInput("tick", partition, tick_keys=(key,)), now)
         return emissions
 
     def play(self, scenario: Scenario, base: datetime) -> list[Emission]:

@@ -93,8 +93,8 @@ def test_join_records_round_trip_and_reject_garbage() -> None:
     headers = forward_headers("event", "iam.grants.v1", 2, 17, [("ce_id", b"1"), ("cl_kind", b"spoofed")])
     item = decode_join_record(event.model_dump_json().encode(), headers, 1)
     assert (item.kind, item.partition, item.event) == ("event", 1, event)
-    value, tick_headers = tick_record(str(K))
-    assert decode_join_record(value, tick_headers, 0).tick_key == str(K)
+    value, tick_headers = tick_record([str(K)])
+    assert decode_join_record(value, tick_headers, 0).tick_keys == (str(K),)
     with pytest.raises(BadJoinRecord):
         decode_join_record(b"{}", [("cl_kind", b"nonsense")], 0)
     with pytest.raises(BadJoinRecord):
