@@ -68,6 +68,15 @@ async def test_kill_and_restart_loses_and_duplicates_nothing(kafka_settings: Kaf
             await _wait_for_alerts(kafka_settings, settings.alerts_topic, at_least=GRANTS_TOTAL + REVOKED, timeout_s=30)
             await asyncio.sleep(2)  # anything wrongly re-sent after the restart would show up by now
 
+        url = f"http://127.0.0.1:{service.port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/readyz") as ready:
+                assert ready.status == 200
+            async with session.get(f"{url}/metrics") as response:
+                metrics = await response.text()
+        assert 'closeloop_reconciliation_alerts_total{activity="close",rule="UNTICKETED_GRANT"} 20.0' in metrics
+        assert "closeloop_events_in_total" in metrics
+
         records = (await read_alerts(kafka_settings, settings.alerts_topic, timeout_s=3)).records
         ids = [dict(r.headers)["ce_id"].decode() for r in records]
         assert [i for i, n in Counter(ids).items() if n > 1] == []  # no record published twice
