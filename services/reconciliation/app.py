@@ -187,7 +187,7 @@ class Reconciler:
             data_sources=(settings.tickets_topic, settings.grants_topic, settings.entitlements_topic),
         )
         self.deadlines = DeadlineIndex()
-        self.ledger = AlertLedger(kafka, settings.alerts_topic, window=settings.ledger_window)
+        self.ledger = AlertLedger(kafka, settings.alerts_topic, tail_records=settings.ledger_tail_records)
         self._stop = asyncio.Event()
         self._owned: set[int] = set()
         self._rebuilt_at = 0.0
@@ -507,7 +507,7 @@ class Reconciler:
         try:
             for attempt in range(1, 6):
                 try:
-                    await self.ledger.reload(self.clock())
+                    await self.ledger.reload()
                     return
                 except Exception as exc:  # the broker may be mid-rebalance; the join waits, it does not guess
                     log.warning("alert ledger reload failed", attempt=attempt, error=repr(exc))

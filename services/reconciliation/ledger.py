@@ -2,8 +2,9 @@
 
 The join writes its state only after its alerts are acknowledged, so after a crash it re-decides (and would
 re-send, with the same deterministic ids) the alerts of the inputs it had not committed. Before processing
-after a (re)assignment, the reconciler reads the alerts topic back over a short window and skips ids already
-there. Consumers must still deduplicate on the id (at-least-once end to end); this keeps the topic clean.
+after a (re)assignment, the reconciler reads the tail of the alerts topic back (the last records of each
+partition, however long ago they were written: a worker may restart hours after it died) and skips ids
+already there. Consumers must still deduplicate on the id (at-least-once end to end); this keeps the topic clean.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from datetime import datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,10 +25,10 @@ ID_HEADER = "ce_id"
 
 
 class AlertLedger:
-    def __init__(self, kafka: KafkaSettings, topic: str, window: timedelta, max_ids: int = 200_000) -> None:
+    def __init__(self, kafka: KafkaSettings, topic: str, tail_records: int, max_ids: int = 500_000) -> None:
         self._kafka = kafka
         self._topic = topic
-        self._window = window
+        self._tail = tail_records
         self._max_ids = max_ids
         self._ids: OrderedDict[str, None] = OrderedDict()
         self.ready = asyncio.Event()
@@ -46,8 +46,8 @@ class AlertLedger:
         while len(self._ids) > self._max_ids:
             self._ids.popitem(last=False)
 
-    async def reload(self, now: datetime) -> int:
-        """Read the alerts topic back from now - window to its end; returns the number of ids read."""
+    async def reload(self) -> int:
+        """Read the last `tail_records` records of every alerts partition; returns the number of ids read."""
         started = time.monotonic()
         consumer = AIOKafkaConsumer(**reader_options(self._kafka, "alert-ledger"))
         await consumer.start()
@@ -55,15 +55,14 @@ class AlertLedger:
         try:
             tps = [TopicPartition(self._topic, p) for p in range(await partition_count(self._kafka, self._topic))]
             consumer.assign(tps)
-            since_ms = int((now - self._window).timestamp() * 1000)
-            starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            beginnings = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
             pending = {}
             for tp in tps:
-                found = starts.get(tp)
-                if found is None or found.offset >= ends[tp]:
+                start = max(beginnings[tp], ends[tp] - self._tail)
+                if start >= ends[tp]:
                     continue
-                consumer.seek(tp, found.offset)
+                consumer.seek(tp, start)
                 pending[tp] = ends[tp]
             deadline = time.monotonic() + 30
             while pending and time.monotonic() < deadline:

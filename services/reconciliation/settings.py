@@ -67,9 +67,9 @@ class ReconciliationSettings(ServiceSettings):
     # Changing it on a live deployment needs a new app_id (the state is partitioned by it).
     join_partitions: int = Field(default=3, ge=1, le=1000)
 
-    # Minutes of the alerts topic read back after every (re)assignment, to skip re-sending alerts a crashed
-    # worker had already published.
-    ledger_window: timedelta = Field(default=timedelta(minutes=15))
+    # Records per alerts partition read back after every (re)assignment, so alerts a crashed worker had
+    # already published are not published again; must exceed the alerts of one commit interval.
+    ledger_tail_records: int = Field(default=20_000, ge=100, le=1_000_000)
 
     # --- processing ---
     # Inputs handled per batch by the join agent; alerts of a batch are acknowledged by the broker before the
