@@ -1,6 +1,8 @@
-"""NO_OWNER: a live, governed entitlement (with a record or an approval) has no owner, or its owner was
-offboarded (expiry announces `owner_offboarded`). Policy decides whether only non-human identities need an
-owner (the default) or every entitlement does.
+"""NO_OWNER: a live entitlement has no owner, or its owner was offboarded (expiry announces
+`owner_offboarded`). Policy decides whether only non-human identities need an owner (the default) or every
+entitlement does. An ungoverned human grant (no record, no approval) is left to UNTICKETED_GRANT; an
+ungoverned non-human identity is reported here too, because nobody is accountable for a credential or
+service account that appeared at the source by itself.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ def no_owner(view: JoinView, now: datetime, policy: RulePolicy) -> RuleResult:
         return clear(RULE)
     record = state.record
     tickets = approvals(view, now, include_expired=True)
-    if record is None and not tickets:
-        return clear(RULE)  # ungoverned: UNTICKETED_GRANT speaks for it
+    if record is None and not tickets and not kind.is_nhi:
+        return clear(RULE)  # an ungoverned person's grant: UNTICKETED_GRANT speaks for it
     if record is None:
         settled = record_settles_at(state, policy)
         if settled is not None and now < settled:

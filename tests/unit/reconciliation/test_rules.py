@@ -284,6 +284,13 @@ class TestOwnership:
         )
         assert not no_owner(owned, LATER, POLICY).holds
 
+    def test_an_ungoverned_nhi_has_no_owner_but_an_ungoverned_person_is_left_to_unticketed(self) -> None:
+        nhi = view_of(fold([grant(K, T0, kind=self.nhi)], T0), K)
+        assert not no_owner(nhi, T0 + timedelta(seconds=1), POLICY).holds  # the record may still follow
+        assert no_owner(nhi, T0 + GRACE, POLICY).holds
+        person = view_of(fold([grant(K, T0)], T0), K)
+        assert not no_owner(person, LATER, POLICY).holds
+
 
 class TestNoExpiry:
     admin = key(USER, "okta:adminrole:SUPER_ADMIN", "assigned")
