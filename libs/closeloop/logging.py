@@ -25,8 +25,14 @@ def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mut
     return event_dict
 
 
+# Libraries that log plain text on their own: only their warnings reach the JSON stream's neighbours.
+QUIET_LIBRARIES = ("faust", "mode", "aiokafka", "kafka")
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stdout, level=level.upper(), force=True)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
