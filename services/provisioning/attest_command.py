@@ -13,7 +13,6 @@ import asyncpg
 
 from closeloop.contracts.grants import Actor, GrantAction, GrantEvent
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-from closeloop.outbox import enqueue
 from closeloop.record import Cause, RecordTopics, derived_id, record_transaction
 
 ATTESTATION_SOURCE = "closeloop/manual-attestation"
@@ -66,7 +65,7 @@ async def attest_command(
             vendor_event_type=ATTESTATION_TYPE,
             command_id=command_id,
         )
-        await enqueue(tx.conn, topics.grants, event)
+        tx.enqueue(topics.grants, event)
         tx.audit(
             entity_type="command",
             entity_key=str(key),
