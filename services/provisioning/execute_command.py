@@ -1,9 +1,10 @@
 """A provisioning command: carry it out with the executor for its entitlement, once.
 
-Executors deduplicate on `command_id` through `command_executions`: a command that succeeded or waits
-for attestation is never run again, and a failed one only when re-issued with a higher `attempt`.
-The call and its bookkeeping cannot share a transaction with the IAM API, so a crash between them
-runs the (idempotent) call again on redelivery.
+Executors deduplicate on (`command_id`, `attempt`) through `command_executions`: a redelivered command
+is not run again; a re-sent one (same id, higher attempt: the source has not confirmed it yet) is run
+again, since every executor is idempotent, unless a person already attested it. The call and its
+bookkeeping cannot share a transaction with the IAM API, so a crash between them runs the (idempotent)
+call again on redelivery.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from provisioning.context import Outcome, Result
 from provisioning.executors import ExecutionStatus, Executors
 
 log = get_logger(__name__)
-FINAL = ("succeeded", "awaiting_attestation", "attested")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ async def execute_command(command: ProvisioningCommand, ctx: ExecutorContext) ->
         prior = await conn.fetchrow(
             "SELECT status, attempt FROM command_executions WHERE command_id = $1", command.command_id
         )
-    if prior is not None and (prior["status"] in FINAL or prior["attempt"] >= command.attempt):
+    if prior is not None and (prior["attempt"] >= command.attempt or prior["status"] == "attested"):
         return Result.duplicate()
     executor = ctx.executors.for_key(command.key)
     execution = await executor.execute(command)
@@ -53,7 +53,7 @@ async def execute_command(command: ProvisioningCommand, ctx: ExecutorContext) ->
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)"
             " ON CONFLICT (command_id) DO UPDATE SET executor = EXCLUDED.executor, attempt = EXCLUDED.attempt,"
             " status = EXCLUDED.status, detail = EXCLUDED.detail, confirm_by = EXCLUDED.confirm_by, updated_at = now()"
-            " WHERE command_executions.status NOT IN ('succeeded', 'awaiting_attestation', 'attested')",
+            " WHERE command_executions.status <> 'attested' AND command_executions.attempt < EXCLUDED.attempt",
             command.command_id,
             str(command.key),
             command.action.value,
