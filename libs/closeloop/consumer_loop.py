@@ -119,6 +119,8 @@ class ConsumerLoop:
 
         def should_retry(exc: BaseException) -> bool:
             nonlocal attempts_left
+            if not isinstance(exc, Exception):
+                return False  # cancellation and interpreter exits end the loop, they are not failed attempts
             if isinstance(exc, BadInput) or (self._stopping.is_set() and not is_transient(exc)):
                 return False
             if is_transient(exc):

@@ -118,3 +118,33 @@ async def test_ensure_topics_is_idempotent(kafka_settings: KafkaSettings) -> Non
     specs = [TopicSpec(topic, 3_600_000, compacted=True)]
     assert await ensure_topics(kafka_settings, specs) == [topic]
     assert await ensure_topics(kafka_settings, specs) == []
+
+
+async def test_cancelling_the_loop_mid_record_stops_it_without_retrying(kafka_settings: KafkaSettings) -> None:
+    topic = unique("test.cancel")
+    await ensure_topics(kafka_settings, [TopicSpec(topic, 3_600_000), TopicSpec(dlq(topic), 3_600_000)], partitions=1)
+    producer = kafka.producer(kafka_settings)
+    await producer.start()
+    started = asyncio.Event()
+    calls = 0
+
+    async def slow(record: ConsumerRecord[bytes, bytes]) -> None:
+        nonlocal calls
+        calls += 1
+        started.set()
+        await asyncio.sleep(60)
+
+    consumer = kafka.consumer(kafka_settings, unique("test-group"), topic)
+    await consumer.start()
+    try:
+        await kafka.publish(producer, topic, ticket("RITM9"))
+        loop = ConsumerLoop(consumer, slow, DeadLetterPublisher(producer, "cancel-test"), ServiceMetrics("cancel-test"))
+        task = asyncio.create_task(loop.run())
+        await asyncio.wait_for(started.wait(), 20)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        assert calls == 1
+    finally:
+        await consumer.stop()
+        await producer.stop()
