@@ -39,7 +39,11 @@ def ticket_handler(ticket: TicketEvent) -> TicketHandler | None:
     Recertification and project-end tickets belong to the expiry service.
     """
     if ticket.kind in GRANTING_KINDS:
-        if ticket.transition is TicketTransition.APPROVED:
+        if ticket.transition is TicketTransition.APPROVED or (
+            # Break-glass comes from an incident being worked, not from an approval: the incident in
+            # progress is the authorisation, and policy still demands an explicit, time-bound window.
+            ticket.kind is TicketKind.EXCEPTION and ticket.transition is TicketTransition.IN_FULFILMENT
+        ):
             return create_entitlement
         if ticket.transition in WITHDRAWN_TRANSITIONS:
             return request_revocation
