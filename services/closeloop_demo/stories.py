@@ -177,6 +177,9 @@ class Stories:
         story = "3 offboarding"
         group = f"00gdemoops{self.run}"
         key, login, _, _ = await self.grant_via_ticket(story, f"RITM9{self.run}3", "dave", group, "P30D")
+        # ServiceNow stamps records to the second: leave that second behind so the offboarding is seen
+        # to come after the grant (in real life it comes weeks later).
+        await asyncio.sleep(1.5)
         sys_id = vendor.new_sys_id()
         number = f"RITM9{self.run}4"
         await self.send.servicenow(
@@ -242,6 +245,16 @@ class Stories:
                 "business_justification": "restore payment webhooks",
             },
         )
+        # The incident commander's approval is what makes the emergency access an explicit exception.
+        incident["approvers"] = [
+            {
+                "sys_id": vendor.new_sys_id(),
+                "approver": {"link": f"{vendor.SERVICENOW_INSTANCE}/api/now/table/sys_user/ic", "value": "ic"},
+                "approver.email": "incident.commander@example.com",
+                "state": "approved",
+                "sys_updated_on": now.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        ]
         await self.send.servicenow(incident)
         self.say(story, f"ServiceNow INC9{self.run}5: break-glass for {login} until {window_end:%H:%M:%S} UTC")
         await self.until(story, "provisioning issued the grant command", command_for(key, "grant"))
