@@ -2,34 +2,24 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+import connectors.cli as connectors_cli
+import expiry.cli as expiry_cli
+import provisioning.cli as provisioning_cli
+import reconciliation.cli as reconciliation_cli
+import request_intake.cli as intake_cli
 
 app = typer.Typer(help="closeloop: the entitlement record, expiry and drift alerts.", no_args_is_help=True)
 
-# (module with a `app` Typer, name it is mounted under; None mounts its commands at the top level)
-SUBCOMMANDS: tuple[tuple[str, str | None], ...] = (
-    ("provisioning.cli", None),  # entitlements, evidence, audit, attest
-    ("connectors.cli", None),  # replay, snapshot
-    ("reconciliation.cli", "alerts"),
-    ("expiry.cli", "expiry"),
-    ("request_intake.cli", "intake"),
-)
-
-for module_name, mount in SUBCOMMANDS:
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:  # a real import error inside the module must surface
-            raise
-        continue
-    sub = module.app
-    if mount is None:
-        app.registered_groups.extend(sub.registered_groups)
-        app.registered_commands.extend(sub.registered_commands)
-    else:
-        app.add_typer(sub, name=mount)
+# Each service contributes its own sub-commands; mounted at the top level or under a name.
+app.registered_groups.extend(provisioning_cli.app.registered_groups)  # entitlements, evidence, audit, manual
+app.registered_commands.extend(provisioning_cli.app.registered_commands)  # attest
+app.registered_groups.extend(connectors_cli.app.registered_groups)  # aliases, snapshot
+app.registered_commands.extend(connectors_cli.app.registered_commands)  # replay
+app.add_typer(reconciliation_cli.app, name="alerts")
+app.add_typer(expiry_cli.app, name="expiry")
+app.add_typer(intake_cli.app, name="intake")
 
 
 if __name__ == "__main__":

@@ -88,7 +88,8 @@ def summary_table(expectations: list[Expectation], met: dict[Expectation, bool])
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    console = Console()
+    # Piped output (make, CI logs) gets a wide console so alert lines stay one per line.
+    console = Console(width=None if sys.stdout.isatty() else 180)
     config = DemoConfig()
     run_id = uuid.uuid4().hex[:6]
     processes = ServiceProcesses(sys.executable, config.service_env())
