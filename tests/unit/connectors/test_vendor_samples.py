@@ -20,10 +20,8 @@ from connectors.envelopes import records_of
 from connectors.errors import MalformedRecord
 from connectors.model import ConnectorEvent, StateEntry
 from connectors.registry import CONNECTORS
+from tests.support.vendor_samples import vendor_samples_dir
 from tests.unit.connectors.support import RECEIVED_AT, context
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-SAMPLES = REPO_ROOT.parent / "shared" / "reference" / "vendor-samples"
 
 
 @dataclass(frozen=True)
@@ -406,13 +404,7 @@ FILES = {
 
 @pytest.fixture(scope="module")
 def samples_dir() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.fail(
-            f"the shared vendor samples are missing: expected the folder {SAMPLES} "
-            "(../shared/reference/vendor-samples from the repository root)",
-            pytrace=False,
-        )
-    return SAMPLES
+    return vendor_samples_dir()
 
 
 def _outcomes(source: str, path: Path) -> list[tuple[int, list[ConnectorEvent], str | None, str | None]]:

@@ -8,8 +8,6 @@ The corpus lives outside the repository; it is found through CLOSELOOP_VENDOR_SA
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,20 +15,10 @@ import pytest
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
 from request_intake.problems import Skipped, Unmappable
+from tests.support.vendor_samples import vendor_samples_dir
 from tests.unit.request_intake.fixtures import default_mapping, jira_site_mapping
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def samples_dir() -> Path:
-    configured = os.environ.get("CLOSELOOP_VENDOR_SAMPLES")
-    if configured:
-        return Path(configured)
-    for parent in REPO.parents:
-        candidate = parent / "shared" / "reference" / "vendor-samples"
-        if candidate.is_dir():
-            return candidate
-    raise AssertionError("vendor samples not found: set CLOSELOOP_VENDOR_SAMPLES to the vendor-samples folder")
+samples_dir = vendor_samples_dir
 
 
 def lines(name: str) -> list[Any]:
