@@ -20,6 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings
 
 BENCHMARKS = ("bench_intake", "bench_connectors", "bench_provisioning", "bench_expiry", "bench_reconciliation")
@@ -75,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", default=list(BENCHMARKS), help="benchmarks to run (default: all)")
     args = parser.parse_args()
+    configure_logging("bench", "WARNING")  # the services under test log every request at INFO
     info = machine()
     rows = asyncio.run(run_all(args.names))
     render(rows, info)
