@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from closeloop.contracts.entitlements import EntitlementChange, RevocationTrigger
-from closeloop.record import Cause
+from closeloop.contracts.entitlements import RevocationTrigger
+from closeloop.record import RecordTransaction
 from expiry import store
-from expiry.context import CONSUMER, ExpiryContext
-from expiry.planning import RevokeDecision
-from expiry.revoking import begin_revoke
+from expiry.context import ExpiryContext
+from expiry.trigger_revocation import record_once, revoke_in_batches
 from expiry.triggers import EndProject
 
 KIND = "project_end"
@@ -15,10 +14,8 @@ KIND = "project_end"
 
 async def record_project_end(ctx: ExpiryContext, trigger: EndProject) -> store.StoredTrigger | None:
     """Store the trigger (None when this input event was already applied)."""
-    async with ctx.transaction() as tx:
-        if not await tx.claim(CONSUMER, trigger.source_event_id):
-            found = await store.trigger_by_source_event(tx.conn, trigger.source_event_id)
-            return found if found and not found.completed else None
+
+    async def store_trigger(tx: RecordTransaction) -> store.StoredTrigger:
         return await store.record_trigger(
             tx.conn,
             kind=KIND,
@@ -31,29 +28,17 @@ async def record_project_end(ctx: ExpiryContext, trigger: EndProject) -> store.S
             now=tx.now(),
         )
 
+    return await record_once(ctx, trigger.source_event_id, store_trigger)
+
 
 async def revoke_project_entitlements(ctx: ExpiryContext, trigger: store.StoredTrigger) -> int:
-    if trigger.project is None:
+    project = trigger.project
+    if project is None:
         return 0
-    ticket_note = f" (ticket {trigger.ticket.ticket_number})" if trigger.ticket else ""
-    decision = RevokeDecision(
+    return await revoke_in_batches(
+        ctx,
+        trigger,
         RevocationTrigger.PROJECT_END,
-        EntitlementChange.REVOKE_REQUESTED,
-        f"project {trigger.project} ended{ticket_note}",
+        f"project {project} ended",
+        lambda conn, limit: store.in_project(conn, project, limit),
     )
-    cause = Cause(correlation_id=trigger.correlation_id, event_id=trigger.source_event_id)
-    total = 0
-    while True:
-        async with ctx.transaction() as tx:
-            records = await store.in_project(tx.conn, trigger.project, ctx.policy.batch_size)
-            revoked = 0
-            for record in records:
-                command = await begin_revoke(
-                    tx, record, decision, now=tx.now(), sla=ctx.policy.revoke_sla, cause=cause, ticket=trigger.ticket
-                )
-                revoked += command is not None
-            await store.count_trigger_progress(tx.conn, trigger.id, revoked=revoked)
-        ctx.metrics.action("revoke_issued", RevocationTrigger.PROJECT_END.value, revoked)
-        total += revoked
-        if not records:
-            return total

@@ -7,12 +7,11 @@ for reassignment by `flag_orphaned_nhis`.
 
 from __future__ import annotations
 
-from closeloop.contracts.entitlements import EntitlementChange, RevocationTrigger
-from closeloop.record import Cause
+from closeloop.contracts.entitlements import RevocationTrigger
+from closeloop.record import RecordTransaction
 from expiry import store
-from expiry.context import CONSUMER, ExpiryContext
-from expiry.planning import RevokeDecision
-from expiry.revoking import begin_revoke
+from expiry.context import ExpiryContext
+from expiry.trigger_revocation import record_once, revoke_in_batches
 from expiry.triggers import OffboardPrincipal, PrincipalMatch
 
 KIND = "offboarding"
@@ -20,10 +19,8 @@ KIND = "offboarding"
 
 async def record_offboarding(ctx: ExpiryContext, trigger: OffboardPrincipal) -> store.StoredTrigger | None:
     """Store the trigger (None when this input event was already applied)."""
-    async with ctx.transaction() as tx:
-        if not await tx.claim(CONSUMER, trigger.source_event_id):
-            found = await store.trigger_by_source_event(tx.conn, trigger.source_event_id)
-            return found if found and not found.completed else None
+
+    async def store_trigger(tx: RecordTransaction) -> store.StoredTrigger:
         aliases = await store.expand_identities(tx.conn, trigger.who.principals, trigger.who.names)
         who = PrincipalMatch.of(*trigger.who.principals, *trigger.who.names, *aliases)
         return await store.record_trigger(
@@ -39,28 +36,15 @@ async def record_offboarding(ctx: ExpiryContext, trigger: OffboardPrincipal) -> 
             now=tx.now(),
         )
 
+    return await record_once(ctx, trigger.source_event_id, store_trigger)
+
 
 async def revoke_held_entitlements(ctx: ExpiryContext, trigger: store.StoredTrigger) -> int:
     """Revoke, batch by batch, every revocable entitlement the offboarded identity holds."""
-    ticket_note = f" (ticket {trigger.ticket.ticket_number})" if trigger.ticket else ""
-    decision = RevokeDecision(
+    return await revoke_in_batches(
+        ctx,
+        trigger,
         RevocationTrigger.OFFBOARDING,
-        EntitlementChange.REVOKE_REQUESTED,
-        f"principal {trigger.subject} offboarded{ticket_note}",
+        f"principal {trigger.subject} offboarded",
+        lambda conn, limit: store.held_by(conn, trigger.principals, trigger.names, limit),
     )
-    cause = Cause(correlation_id=trigger.correlation_id, event_id=trigger.source_event_id)
-    total = 0
-    while True:
-        async with ctx.transaction() as tx:
-            records = await store.held_by(tx.conn, trigger.principals, trigger.names, ctx.policy.batch_size)
-            revoked = 0
-            for record in records:
-                command = await begin_revoke(
-                    tx, record, decision, now=tx.now(), sla=ctx.policy.revoke_sla, cause=cause, ticket=trigger.ticket
-                )
-                revoked += command is not None
-            await store.count_trigger_progress(tx.conn, trigger.id, revoked=revoked)
-        ctx.metrics.action("revoke_issued", RevocationTrigger.OFFBOARDING.value, revoked)
-        total += revoked
-        if not records:
-            return total
