@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from closeloop.consumer_loop import ConsumerLoop
 from closeloop.db import create_pool
 from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.kafka import consumer as kafka_consumer
 from closeloop.kafka import producer as kafka_producer
 from closeloop.logging import configure_logging
-from closeloop.ops import HttpServer, Readiness, add_ops_routes
-from closeloop.outbox import OutboxRelay
+from closeloop.ops import HttpServer, Readiness
 from closeloop.runtime import Runtime
+from closeloop.service_wiring import database_ready, run_outbox_relay, start_ops_server
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import ensure_topics
 from expiry.clock import Clock
@@ -60,15 +58,14 @@ async def build(
         runtime.closers.append(producer.stop)
 
         ctx = ExpiryContext.from_settings(settings, pool, clock=clock, metrics=metrics)
-        relay = OutboxRelay(
+        run_outbox_relay(
+            runtime,
             pool,
             producer,
             metrics,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
         )
-        runtime.loops.append(relay.run)
-        runtime.stoppers.append(relay.stop)
 
         sweeper = Sweeper(ctx, settings.sweep_interval_s, slow_phase_interval_s=settings.recert_sweep_interval_s)
         if settings.sweep_enabled:
@@ -86,10 +83,6 @@ async def build(
 
         readiness = Readiness()
 
-        async def database_ready() -> bool:
-            async with pool.acquire() as conn:
-                return bool(await conn.fetchval("SELECT 1"))
-
         async def broker_ready() -> bool:
             return bool(producer.client.cluster.brokers())
 
@@ -98,14 +91,10 @@ async def build(
                 return True
             return sweeper.healthy(settings.sweep_interval_s * SWEEP_STALE_INTERVALS + SWEEP_STALE_MARGIN_S)
 
-        readiness.add("database", database_ready)
+        readiness.add("database", database_ready(pool))
         readiness.add("kafka", broker_ready)
         readiness.add("sweep", sweeping)
-        app = web.Application()
-        add_ops_routes(app, metrics, readiness)
-        server = HttpServer(app, settings.ops_host, settings.ops_port)
-        await server.start()
-        runtime.closers.append(server.stop)
+        server = await start_ops_server(runtime, metrics, readiness, settings.ops_host, settings.ops_port)
     except BaseException:
         await runtime.close()
         raise

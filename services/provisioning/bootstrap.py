@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import asyncpg
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
 from closeloop import kafka
@@ -14,10 +13,10 @@ from closeloop.db import create_pool
 from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
-from closeloop.ops import HttpServer, Readiness, add_ops_routes
-from closeloop.outbox import OutboxRelay
+from closeloop.ops import Readiness
 from closeloop.record import RecordTopics
 from closeloop.runtime import Runtime
+from closeloop.service_wiring import database_ready, run_outbox_relay, start_ops_server
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import DAY_MS, TopicSpec, dlq, ensure_topics
 from provisioning.context import ACTOR, Provisioning
@@ -150,30 +149,21 @@ async def _assemble(
         runtime.stoppers.append(command_loop.stop)
         consumers.append(command_consumer)
 
-    relay = OutboxRelay(
+    run_outbox_relay(
+        runtime,
         pool,
         producer,
         metrics,
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
     )
-    runtime.loops.append(relay.run)
-    runtime.stoppers.append(relay.stop)
 
     readiness = Readiness()
-
-    async def database_ready() -> bool:
-        async with pool.acquire() as conn:
-            return bool(await conn.fetchval("SELECT 1"))
 
     async def partitions_assigned() -> bool:
         return all(bool(c.assignment()) for c in consumers)
 
-    readiness.add("database", database_ready)
+    readiness.add("database", database_ready(pool))
     readiness.add("kafka_partitions", partitions_assigned)
-    app = web.Application()
-    add_ops_routes(app, metrics, readiness)
-    server = HttpServer(app, settings.ops_host, settings.ops_port)
-    await server.start()
-    runtime.closers.append(server.stop)
+    server = await start_ops_server(runtime, metrics, readiness, settings.ops_host, settings.ops_port)
     log.info("ops server listening", host=settings.ops_host, port=server.port)
