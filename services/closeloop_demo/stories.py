@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.console import Console
 
-from closeloop.contracts.alerts import DriftRule
+from closeloop.contracts.alerts import DriftAlert, DriftRule
 from closeloop.contracts.identity import EntitlementKey
 from closeloop_demo import payloads as vendor
 from closeloop_demo.senders import Senders
@@ -31,7 +32,7 @@ class Expectation:
         return any(a.rule == self.rule for a in matching)
 
 
-def open_rules(alerts: list) -> set[DriftRule]:  # type: ignore[type-arg]
+def open_rules(alerts: list[DriftAlert]) -> set[DriftRule]:
     """Rules whose latest alert record for a key is not a Close."""
     latest = {}
     for alert in alerts:
@@ -39,7 +40,7 @@ def open_rules(alerts: list) -> set[DriftRule]:  # type: ignore[type-arg]
     return {rule for (_, rule), alert in latest.items() if alert.activity.name != "CLOSE"}
 
 
-def _key_of(payload: dict) -> str:  # type: ignore[type-arg]
+def _key_of(payload: dict[str, Any]) -> str:
     return str(EntitlementKey(**payload["key"]))
 
 
@@ -87,7 +88,7 @@ class Stories:
         mod: int,
         kind: str = "access_request",
         duration: str | None = None,
-    ) -> dict:  # type: ignore[type-arg]
+    ) -> dict[str, Any]:
         variables = {
             "requested_for": login,
             "requested_for_kind": "human",
@@ -112,25 +113,25 @@ class Stories:
             short_description=f"{kind} for {login}",
         )
 
+    def approved_item(self, number: str, sys_id: str, login: str, group: str, **options: str) -> dict[str, Any]:
+        """A requested item in fulfilment after its approval (revision 1)."""
+        return self.ritm(
+            number, sys_id, login, group, state="1", approval="approved", stage="fulfillment", mod=1, **options
+        )
+
+    def closed_item(self, number: str, sys_id: str, login: str, group: str, **options: str) -> dict[str, Any]:
+        """The same item closed complete (revision 2)."""
+        return self.ritm(
+            number, sys_id, login, group, state="3", approval="approved", stage="complete", mod=2, **options
+        )
+
     async def grant_via_ticket(
         self, story: str, number: str, name: str, group: str, duration: str
     ) -> tuple[EntitlementKey, str, str, str]:
         login, user_id = self.person(name)
         key = EntitlementKey(principal=f"okta:user:{login}", resource=f"okta:group:{group}", privilege="member")
         sys_id = vendor.new_sys_id()
-        await self.send.servicenow(
-            self.ritm(
-                number,
-                sys_id,
-                login,
-                group,
-                state="1",
-                approval="approved",
-                stage="fulfillment",
-                mod=1,
-                duration=duration,
-            )
-        )
+        await self.send.servicenow(self.approved_item(number, sys_id, login, group, duration=duration))
         self.say(story, f"ServiceNow {number} approved: {login} → Okta group {group} for {duration}")
         await self.until(story, "provisioning issued the grant command", command_for(key, "grant"))
         await self.send.okta(vendor.okta_hook([vendor.okta_group_membership("add", login, user_id, group, group)]))
@@ -142,19 +143,7 @@ class Stories:
         story = "1 ttl"
         group = f"00gdemoeng{self.run}"
         key, login, user_id, sys_id = await self.grant_via_ticket(story, f"RITM9{self.run}1", "alice", group, "PT20S")
-        await self.send.servicenow(
-            self.ritm(
-                f"RITM9{self.run}1",
-                sys_id,
-                login,
-                group,
-                state="3",
-                approval="approved",
-                stage="complete",
-                mod=2,
-                duration="PT20S",
-            )
-        )
+        await self.send.servicenow(self.closed_item(f"RITM9{self.run}1", sys_id, login, group, duration="PT20S"))
         self.say(story, "ServiceNow ticket closed complete; the access lives on until its TTL")
         await self.until(story, "expiry: TTL passed, revoke command issued", command_for(key, "revoke"))
         await self.send.okta(vendor.okta_hook([vendor.okta_group_membership("remove", login, user_id, group, group)]))
@@ -182,32 +171,8 @@ class Stories:
         await asyncio.sleep(1.5)
         sys_id = vendor.new_sys_id()
         number = f"RITM9{self.run}4"
-        await self.send.servicenow(
-            self.ritm(
-                number,
-                sys_id,
-                login,
-                group,
-                state="1",
-                approval="approved",
-                stage="fulfillment",
-                mod=1,
-                kind="offboarding",
-            )
-        )
-        await self.send.servicenow(
-            self.ritm(
-                number,
-                sys_id,
-                login,
-                group,
-                state="3",
-                approval="approved",
-                stage="complete",
-                mod=2,
-                kind="offboarding",
-            )
-        )
+        await self.send.servicenow(self.approved_item(number, sys_id, login, group, kind="offboarding"))
+        await self.send.servicenow(self.closed_item(number, sys_id, login, group, kind="offboarding"))
         self.say(story, f"ServiceNow offboarding {number} for {login} closed complete; Okta still has the member")
         return [Expectation(story, DriftRule.CLOSED_NOT_REMOVED, str(key))]
 
