@@ -29,6 +29,7 @@ from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.entitlements import RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.db.migrate import apply_migrations
+from closeloop.record.bulk import copy_active_entitlements
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
 from expiry.bootstrap import build
@@ -59,44 +60,7 @@ async def seed(owner_dsn: str, entitlements: list[EntitlementKey], expires_at: d
     conn = await asyncpg.connect(owner_dsn)
     started = time.perf_counter()
     try:
-        await conn.copy_records_to_table(
-            "entitlements",
-            columns=[
-                "key",
-                "principal",
-                "resource",
-                "privilege",
-                "source_system",
-                "principal_kind",
-                "status",
-                "last_change",
-                "granted_at",
-                "expires_at",
-                "verified_at",
-                "version",
-                "created_at",
-                "updated_at",
-            ],
-            records=[
-                (
-                    str(k),
-                    k.principal,
-                    k.resource,
-                    k.privilege,
-                    "okta",
-                    "human",
-                    "active",
-                    "activated",
-                    created,
-                    expires_at,
-                    created,
-                    2,
-                    created,
-                    created,
-                )
-                for k in entitlements
-            ],
-        )
+        await copy_active_entitlements(conn, entitlements, expires_at=expires_at, created_at=created)
         await conn.execute("ANALYZE entitlements")
     finally:
         await conn.close()

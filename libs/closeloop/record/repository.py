@@ -175,31 +175,25 @@ async def lock_by_ticket(
     )
 
 
+async def _lock_due(
+    conn: asyncpg.Connection, where: str, due_column: str, now: datetime, limit: int
+) -> list[EntitlementRecord]:
+    """Rows whose `due_column` has passed, most overdue first; locked, skipping rows another worker holds,
+    so several sweepers share the work without doing any of it twice."""
+    return await _select(conn, where, [now], order=f"{due_column}, key", limit=limit, for_update=True, skip_locked=True)
+
+
 async def lock_expired(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[EntitlementRecord]:
     """Pending or active entitlements whose expiry has passed (SKIP LOCKED, oldest first)."""
-    return await _select(
-        conn,
-        "status IN ('pending', 'active') AND expires_at <= $1",
-        [now],
-        order="expires_at, key",
-        limit=limit,
-        for_update=True,
-        skip_locked=True,
-    )
+    return await _lock_due(conn, "status IN ('pending', 'active') AND expires_at <= $1", "expires_at", now, limit)
 
 
 async def lock_exception_window_ended(
     conn: asyncpg.Connection, now: datetime, limit: int = 500
 ) -> list[EntitlementRecord]:
     """Live exception entitlements whose break-glass window has ended (SKIP LOCKED)."""
-    return await _select(
-        conn,
-        "status IN ('pending', 'active') AND exception_window_end <= $1",
-        [now],
-        order="exception_window_end, key",
-        limit=limit,
-        for_update=True,
-        skip_locked=True,
+    return await _lock_due(
+        conn, "status IN ('pending', 'active') AND exception_window_end <= $1", "exception_window_end", now, limit
     )
 
 
@@ -208,15 +202,13 @@ async def lock_revoke_overdue(conn: asyncpg.Connection, now: datetime, limit: in
 
     Confirmed means verified at or after the revoke request (`EntitlementRecord.revoke_confirmed`).
     """
-    return await _select(
+    return await _lock_due(
         conn,
         "status IN ('revoking', 'expired') AND revoke_confirm_by <= $1"
         " AND (verified_at IS NULL OR verified_at < revoke_requested_at)",
-        [now],
-        order="revoke_confirm_by, key",
-        limit=limit,
-        for_update=True,
-        skip_locked=True,
+        "revoke_confirm_by",
+        now,
+        limit,
     )
 
 
@@ -224,14 +216,8 @@ async def lock_recertification_due(
     conn: asyncpg.Connection, now: datetime, limit: int = 500
 ) -> list[EntitlementRecord]:
     """Active entitlements whose recertification is due (SKIP LOCKED)."""
-    return await _select(
-        conn,
-        "status = 'active' AND recertification_due_at <= $1",
-        [now],
-        order="recertification_due_at, key",
-        limit=limit,
-        for_update=True,
-        skip_locked=True,
+    return await _lock_due(
+        conn, "status = 'active' AND recertification_due_at <= $1", "recertification_due_at", now, limit
     )
 
 

@@ -3,7 +3,6 @@ COPY, read what went to the outbox, and build an expiry context on a fake clock.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -16,6 +15,7 @@ from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
 from closeloop.record import Cause, EntitlementRecord, RecordTopics, record_transaction
+from closeloop.record.bulk import copy_active_entitlements
 from expiry.backoff import RetrySchedule
 from expiry.clock import FakeClock
 from expiry.context import ExpiryContext, ExpiryPolicy
@@ -111,47 +111,9 @@ async def bulk_seed(
     created_at: datetime,
     kind: IdentityKind = IdentityKind.HUMAN,
 ) -> None:
-    """Insert active entitlements in one COPY (as the schema owner), for volume tests and the benchmark."""
-    tickets = json.dumps([ACCESS_TICKET.model_dump(mode="json")])
-    await owner.copy_records_to_table(
-        "entitlements",
-        columns=[
-            "key",
-            "principal",
-            "resource",
-            "privilege",
-            "source_system",
-            "principal_kind",
-            "tickets",
-            "status",
-            "last_change",
-            "granted_at",
-            "expires_at",
-            "verified_at",
-            "version",
-            "created_at",
-            "updated_at",
-        ],
-        records=[
-            (
-                str(k),
-                k.principal,
-                k.resource,
-                k.privilege,
-                k.system,
-                kind.value,
-                tickets,
-                "active",
-                "activated",
-                created_at,
-                expires_at,
-                created_at,
-                2,
-                created_at,
-                created_at,
-            )
-            for k in keys
-        ],
+    """Insert active entitlements in one COPY (as the schema owner), for volume tests."""
+    await copy_active_entitlements(
+        owner, keys, expires_at=expires_at, created_at=created_at, kind=kind, tickets=(ACCESS_TICKET,)
     )
 
 
