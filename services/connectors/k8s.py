@@ -333,26 +333,18 @@ def _binding(event: JsonObject, out: RecordEvents, ctx: ParseContext) -> ParseRe
         _revoke_all(out, previous, resource_type)  # roleRef is immutable; a changed role means a new object
         before = {}
     role = state["role"]
-    for ref, kind in sorted(current.items()):
-        if ref not in before:
-            out.grant(
-                ref,
-                role,
-                "bound",
-                principal_kind=IdentityKind(kind),
-                resource_type=resource_type,
-                resource_name=role.split(":", 2)[2],
-            )
-    for ref, kind in sorted(before.items()):
-        if ref not in current:
-            out.revoke(
-                ref,
-                role,
-                "bound",
-                principal_kind=IdentityKind(kind),
-                resource_type=resource_type,
-                resource_name=role.split(":", 2)[2],
-            )
+    # Subjects added since the last known state are grants; subjects that disappeared are revokes.
+    for emit, held, held_before in ((out.grant, current, before), (out.revoke, before, current)):
+        for ref, kind in sorted(held.items()):
+            if ref not in held_before:
+                emit(
+                    ref,
+                    role,
+                    "bound",
+                    principal_kind=IdentityKind(kind),
+                    resource_type=resource_type,
+                    resource_name=role.split(":", 2)[2],
+                )
     result = out.result(skipped_if_empty="binding_subjects_unchanged" if current else "binding_without_subjects")
     incarnations[target] = {"role": role, "subjects": current, "observed_at": at.isoformat(), "deleted": False}
     _store(result, key, incarnations, cached)
