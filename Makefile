@@ -22,7 +22,7 @@ C ?=
 
 export CLOSELOOP_SERVICES := $(SERVICES)
 
-.PHONY: help install infra up down status logs lint test demo bench clean lock
+.PHONY: help install infra up down status logs lint test test-unit demo bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | expand -t12
@@ -50,6 +50,9 @@ lint: install ## ruff check + mypy
 
 test: install lint infra ## lint, bring Kafka + PostgreSQL up, run pytest against them
 	@$(LOCAL)/test.sh $(PYTEST_ARGS)
+
+test-unit: install ## the unit tests alone: no Kafka, no PostgreSQL, seconds
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 demo: infra ## five stories through the real ingress; the demo runs the services with short windows
 	@$(LOCAL)/services.sh stop

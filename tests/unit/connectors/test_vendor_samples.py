@@ -1,8 +1,8 @@
-"""Every real event of the shared vendor samples: grants and revokes yield the right event, others none.
+"""Every real event of the vendor sample corpus: grants and revokes yield the right event, others none.
 
-The samples live beside the repository (`../shared/reference/vendor-samples` from the repository root).
-They are public audit records copied as data, not written for us: this is the check that the connectors
-understand what the IAM systems really send. A missing folder fails the run; it never skips.
+The samples live in `tests/data/vendor-samples/` (their origins in `SOURCES.md` there). They are public
+audit records copied as data, not written for us: this is the check that the connectors understand what
+the IAM systems really send.
 """
 
 from __future__ import annotations

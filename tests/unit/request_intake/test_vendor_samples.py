@@ -1,8 +1,5 @@
-"""Every real vendor sample (the shared reference corpus) through the normalizer: no crash, and tickets
+"""Every real vendor sample (`tests/data/vendor-samples/`) through the normalizer: no crash, and tickets
 that are not access-related are skipped with a reason.
-
-The corpus lives outside the repository; it is found through CLOSELOOP_VENDOR_SAMPLES, or in a
-`shared/reference/vendor-samples` folder beside an ancestor of the repository.
 """
 
 from __future__ import annotations
