@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.untrusted import UNEXPECTED, as_bad_input
 from request_intake.mapping import Mapping
 from request_intake.normalizers import Normalized, normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped
+from request_intake.problems import Skipped, Unmappable
 from request_intake.transitions import LastSeen, Verdict, decide
 
 log = get_logger(__name__)
@@ -55,6 +56,10 @@ class Outcome:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
+def _unexpected(reason: str) -> Unmappable:
+    return Unmappable("<body>", reason)
+
+
 class IngestTicket:
     def __init__(
         self, mapping: Mapping, states: TicketStateStore, publisher: TicketPublisher, metrics: ServiceMetrics
@@ -65,8 +70,14 @@ class IngestTicket:
         self._metrics = metrics
 
     def normalize(self, system: str, payload: Any) -> Normalized:
-        """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet)."""
-        return normalize(system, payload, self._mapping)
+        """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet),
+        also when a normalizer meets data it did not expect (logged: that gap is a bug to fix)."""
+        try:
+            return as_bad_input(Unmappable, _unexpected, normalize, system, payload, self._mapping)
+        except Unmappable as exc:
+            if exc.reason.startswith(UNEXPECTED):
+                log.warning("normalizer raised outside its contract", system=system, reason=exc.reason)
+            raise
 
     async def apply(self, items: Normalized, input_name: str) -> list[Outcome]:
         outcomes = []

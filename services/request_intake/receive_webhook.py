@@ -9,7 +9,6 @@ so that the sender's retry is accepted. Knows nothing of aiohttp: the HTTP entry
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from closeloop.dead_letter import DeadLetter, DeadLetterPublisher
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.deliveries import Claim, ClaimRefusal, Deliveries
 from request_intake.ingest_ticket import IngestTicket, Outcome
 from request_intake.normalizers import jira
@@ -116,12 +116,9 @@ class ReceiveWebhook:
             if refused is not None:
                 return refused
         try:
-            payload: Any = json.loads(delivery.body)
-        except json.JSONDecodeError as exc:
-            detail = f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            return await self._dead_letter(delivery, Unmappable("<body>", detail), "invalid_json")
-        except UnicodeDecodeError:
-            return await self._dead_letter(delivery, Unmappable("<body>", "the body is not UTF-8"), "invalid_json")
+            payload: Any = load_json(delivery.body)
+        except UntrustedInput as exc:
+            return await self._dead_letter(delivery, Unmappable("<body>", f"the body {exc.reason}"), "invalid_json")
         if delivery.system == "jira" and delivery.delivery_id is None:
             # Jira sends no delivery id: the issue id + changelog id identify the delivery.
             key = jira.delivery_key(payload)

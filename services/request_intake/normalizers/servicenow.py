@@ -8,13 +8,13 @@ The record does not carry its previous state: the handler diffs against the last
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from closeloop.contracts.tickets import Approval, ApprovalDecision, TicketKind, TicketTransition
+from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.dates import parse_datetime
 from request_intake.extract import first, resolve, scalar
 from request_intake.facts import MappingContext, map_facts
@@ -128,9 +128,9 @@ def parse_approvers(raw: Any, sn: ServiceNowMapping) -> tuple[Approval, ...]:
     """sysapproval_approver-like records: {approver, state, sys_updated_on}; a JSON string of them too."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError("expected a list of approval records (or its JSON)") from exc
+            raw = load_json(raw)
+        except UntrustedInput as exc:
+            raise ValueError(f"expected a list of approval records (or its JSON), but the text {exc.reason}") from exc
     items = raw if isinstance(raw, list) else [raw]
     approvals = []
     for item in items:
