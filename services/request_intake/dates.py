@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 # Epoch values above this are milliseconds (year 2286 in seconds).
 _MILLIS_THRESHOLD = 10_000_000_000
+# Longer than any date format a vendor sends: such a value is not a date (and is not parsed at all).
+MAX_DATE_CHARS = 64
 
 
 def from_epoch(value: float) -> datetime:
@@ -33,7 +35,7 @@ def parse_datetime(value: object, *, zone: tzinfo = UTC, formats: Sequence[str] 
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text:
+    if not text or len(text) > MAX_DATE_CHARS:
         return None
     if text.isascii() and text.isdigit():
         return parse_datetime(int(text), zone=zone)
@@ -51,7 +53,10 @@ def parse_datetime(value: object, *, zone: tzinfo = UTC, formats: Sequence[str] 
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before datetime.min in UTC
+        return None
 
 
 def add_calendar(start: datetime, years: int = 0, months: int = 0, rest: timedelta = timedelta()) -> datetime:

@@ -7,6 +7,7 @@ silently normalise: 5,000-digit integers, `1e400`, `NaN`, 1,000-deep nesting, es
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,36 +25,47 @@ class Raw:
     text: str
 
 
-HOSTILE_TEXT = [
-    "\x00",
-    "a\x00b",
-    "\ud800",
-    "x\udfffy",
-    "a|b",
-    "group:..|okta",
-    "..",
-    ".",
-    "../../users/00u1",
-    "%2e%2e",
-    "\u00a0",
-    "null",
-    "",
-    " ",
-    "x" * 5000,
-    "a@" + "a." * 20000 + "@",
-    "svc-" + "-" * 20000,
+HOSTILE_DATES = [
     "0001-01-01T00:00:00+05:00",
     "9999-12-31T23:59:59-05:00",
     "9999-12-31T23:59:59.999999999-14:00",
     "0000-00-00T00:00:00Z",
     "2024-02-30T25:61:61Z",
+    "2024-01-01 00:00:00" + "0" * 5000,
     "9" * 5000,
     "1" * 17,
     "99999999999999999",
     "-1",
     "1e400",
-    "P10000000000D",
     "Jan 8, 0001 8:43:06 PM",
+    "12/31/9999 23:59:59",
+]
+HOSTILE_NAMES = [
+    "a@" + "a." * 20000 + "@",
+    "a@" + "a." * 20000,
+    "svc-" + "-" * 20000,
+    "ai-" * 10000,
+    "x" * 5000,
+    "a|b",
+    "group:..|okta",
+    "acme/payments|github:team",
+    "..",
+    ".",
+    "../../users/00u1",
+    "%2e%2e",
+    "\u00a0",
+]
+HOSTILE_TEXT = [
+    *HOSTILE_DATES,
+    *HOSTILE_NAMES,
+    "\x00",
+    "a\x00b",
+    "\ud800",
+    "x\udfffy",
+    "null",
+    "",
+    " ",
+    "P10000000000D",
 ]
 HOSTILE_RAW = [
     Raw("9" * 5000),
@@ -68,6 +80,7 @@ HOSTILE_RAW = [
     Raw(str(10**19)),
     Raw("1" + "0" * 39),
     Raw("1e-400"),
+    Raw("1e308"),
     Raw("[" * 1000 + "]" * 1000),
     Raw('{"a":' * 200 + "1" + "}" * 200),
     Raw('"\\ud800"'),
@@ -89,6 +102,26 @@ json_values: st.SearchStrategy[Any] = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(_text, children, max_size=4),
     max_leaves=12,
 )
+# A replacement value: half of the time one of the known-hostile values, so that they land on real fields.
+replacements: st.SearchStrategy[Any] = st.sampled_from([*HOSTILE_TEXT, *HOSTILE_RAW]) | json_values
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{10,19}$|^[A-Z][a-z]{2} \d")
+
+
+def replacement_for(original: Any) -> st.SearchStrategy[Any]:
+    """Values that fit where `original` was are the ones that get deep: dates for dates, names for names."""
+    if isinstance(original, int | float) and not isinstance(original, bool) or (
+        isinstance(original, str) and _DATE_LIKE.match(original[:40])
+    ):
+        return st.sampled_from([*HOSTILE_DATES, *HOSTILE_RAW]) | replacements
+    if isinstance(original, str):
+        return st.sampled_from(HOSTILE_NAMES) | replacements
+    return replacements
+
+
+def value_at(node: Any, path: Sequence[Any]) -> Any:
+    for step in path:
+        node = node[step]
+    return node
 
 
 def to_text(value: Any) -> str:
@@ -158,8 +191,10 @@ def bodies(draw: st.DrawFn, seeds: Sequence[Any]) -> bytes:
         return ("[" * depth + "]" * depth).encode()
     seed = draw(st.sampled_from(list(seeds)))
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(paths(seed)))
-        seed = replaced(seed, path, draw(json_values))
+        every = paths(seed)
+        leaves = [p for p in every if not isinstance(value_at(seed, p), dict | list)]
+        path = draw(st.sampled_from(leaves if leaves and draw(st.integers(0, 4)) else every))
+        seed = replaced(seed, path, draw(replacement_for(value_at(seed, path))))
     if kind == "batch":  # the hostile record next to an untouched one: the good one must still go through
         seed = [draw(st.sampled_from(list(seeds))), seed]
     return to_text(seed).encode("utf-8", "surrogatepass")
