@@ -109,7 +109,7 @@ _DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}|^\d{10,19}$|^[A-Z][a-z]{2} \d")
 
 def replacement_for(original: Any) -> st.SearchStrategy[Any]:
     """Values that fit where `original` was are the ones that get deep: dates for dates, names for names."""
-    if isinstance(original, int | float) and not isinstance(original, bool) or (
+    if (isinstance(original, int | float) and not isinstance(original, bool)) or (
         isinstance(original, str) and _DATE_LIKE.match(original[:40])
     ):
         return st.sampled_from([*HOSTILE_DATES, *HOSTILE_RAW]) | replacements

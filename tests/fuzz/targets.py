@@ -173,7 +173,7 @@ class IntakeTarget:
         self._publisher = _Publisher()
         self._dead_letters = _DeadLetters()
         ingest = IngestTicket(mapping, _States(), self._publisher, self._metrics)
-        self._receive = ReceiveWebhook(
+        self.receive = ReceiveWebhook(
             ingest,
             _Deliveries(),  # type: ignore[arg-type]
             self._dead_letters,  # type: ignore[arg-type]
@@ -183,11 +183,19 @@ class IntakeTarget:
             jira_replay_window_s=86400,
         )
 
+    @property
+    def published(self) -> list[TicketEvent]:
+        return self._publisher.events
+
+    @property
+    def dead_letters(self) -> list[DeadLetter]:
+        return self._dead_letters.letters
+
     async def __call__(self, body: bytes) -> str:
         self._publisher.events.clear()
         self._dead_letters.letters.clear()
         delivery_id = None if self.system == "jira" else f"msg_{uuid.uuid4().hex}"
-        result: Any = await self._receive(
+        result: Any = await self.receive(
             WebhookDelivery(self.system, body, delivery_id=delivery_id, sent_at=datetime.now(UTC))
         )
         if isinstance(result, Unprocessable):
