@@ -73,5 +73,5 @@ def test_as_bad_input_keeps_the_parsers_own_error_and_converts_the_rest() -> Non
     def own() -> None:
         raise Bad("mine")
 
-    with pytest.raises(Bad, match="^mine$"):
+    with pytest.raises(Bad, match=r"^mine$"):
         as_bad_input(Bad, Bad, own)
