@@ -46,6 +46,8 @@ def secret_matches(presented: str | None, secret: SecretStr | None) -> bool:
     if not presented or secret is None:
         return False
     expected = secret.get_secret_value().encode()
+    if not expected:  # settings never let an empty secret through; an empty one must still match nothing
+        return False
     candidates = [presented]
     if presented[:7].lower() == "bearer ":
         candidates.append(presented[7:].strip())

@@ -70,7 +70,7 @@ async def test_okta_grant_resolves_the_login_and_puts_the_membership(
     lookup, put = okta.requests
     assert (lookup.method, lookup.path) == ("GET", "/api/v1/users/alice@example.com")
     assert (put.method, put.path) == ("PUT", f"/api/v1/groups/{GROUP}/users/{ALICE_ID}")
-    assert put.headers["Authorization"] == "SSWS okta-test-token"
+    assert put.headers["Authorization"] == f"SSWS {okta.token}"
     assert put.headers["Accept"] == "application/json"
 
 
@@ -149,7 +149,7 @@ async def test_github_put_sets_the_role_with_bearer_and_api_version(
         "/orgs/acme/teams/platform/memberships/alice-gh",
         {"role": "maintainer"},
     )
-    assert put.headers["Authorization"] == "Bearer ghp_testtoken"
+    assert put.headers["Authorization"] == f"Bearer {github.token}"
     assert put.headers["X-GitHub-Api-Version"] == "2022-11-28"
     assert put.headers["Accept"] == "application/vnd.github+json"
 
