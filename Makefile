@@ -17,12 +17,15 @@ SERVICES :=
 PYTEST_ARGS ?=
 # Extra arguments for the demo, e.g. make demo DEMO_ARGS='--json --keep'
 DEMO_ARGS ?=
+# Inputs per parser and parallel processes for `make fuzz`.
+FUZZ_EXAMPLES ?= 20000
+FUZZ_JOBS ?= 2
 # Component for `make logs C=kafka`.
 C ?=
 
 export CLOSELOOP_SERVICES := $(SERVICES)
 
-.PHONY: help install infra up down status logs lint test test-unit demo bench clean lock
+.PHONY: help install infra up down status logs lint test test-unit fuzz demo bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | expand -t12
@@ -53,6 +56,9 @@ test: install lint infra ## lint, bring Kafka + PostgreSQL up, run pytest agains
 
 test-unit: install ## the unit tests alone: no Kafka, no PostgreSQL, seconds
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+fuzz: install ## property-based fuzzing of every parser through its ingress (FUZZ_EXAMPLES inputs each)
+	@$(PY) -m tests.fuzz.runner --examples $(FUZZ_EXAMPLES) --jobs $(FUZZ_JOBS)
 
 demo: infra ## five stories through the real ingress; the demo runs the services with short windows
 	@$(LOCAL)/services.sh stop

@@ -6,8 +6,9 @@ MM/dd/yyyy, even in `value`. Jira: ISO 8601 with `+0100`-style offsets and epoch
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
 
 # Epoch values above this are milliseconds (year 2286 in seconds).
 _MILLIS_THRESHOLD = 10_000_000_000
@@ -63,9 +64,7 @@ def add_calendar(start: datetime, years: int = 0, months: int = 0, rest: timedel
     """`start` plus calendar years and months (clamped to the month's last day), plus `rest`."""
     month_index = start.month - 1 + months + 12 * years
     year, month = start.year + month_index // 12, month_index % 12 + 1
-    day = start.day
-    while True:
-        try:
-            return start.replace(year=year, month=month, day=day) + rest
-        except ValueError:
-            day -= 1
+    if not MINYEAR <= year <= MAXYEAR:  # `P10000Y`: no such date (the clamping below would never end)
+        raise ValueError(f"year {year} is out of range")
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day) + rest

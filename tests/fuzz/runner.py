@@ -14,10 +14,13 @@ import argparse
 import asyncio
 import gc
 import logging
+import multiprocessing
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,18 +30,25 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from tests.fuzz.strategies import bodies, load_seeds
 from tests.fuzz.targets import ConnectorTarget, IntakeTarget, run_sync
 
-# parser -> (target factory, seed folders and vendor samples)
-PARSERS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "okta": (lambda: ConnectorTarget("okta"), ("okta",)),
-    "entra": (lambda: ConnectorTarget("entra"), ("entra",)),
-    "cloudtrail": (lambda: ConnectorTarget("cloudtrail"), ("cloudtrail",)),
-    "github": (lambda: ConnectorTarget("github"), ("github",)),
-    "k8s": (lambda: ConnectorTarget("k8s"), ("k8s", "k8s_audit")),
-    "vault": (lambda: ConnectorTarget("vault"), ("vault",)),
-    "servicenow": (lambda: IntakeTarget("servicenow"), ("servicenow",)),
-    "jira": (lambda: IntakeTarget("jira"), ("jira",)),
-    "generic": (lambda: IntakeTarget("generic"), ("generic",)),
+# parser -> seed folders and vendor samples (tests/data/<name>, tests/data/vendor-samples/<name>.jsonl)
+CONNECTOR_SEEDS: dict[str, tuple[str, ...]] = {
+    "okta": ("okta",),
+    "entra": ("entra",),
+    "cloudtrail": ("cloudtrail",),
+    "github": ("github",),
+    "k8s": ("k8s", "k8s_audit"),
+    "vault": ("vault",),
 }
+INTAKE_SEEDS: dict[str, tuple[str, ...]] = {"servicenow": ("servicenow",), "jira": ("jira",), "generic": ("generic",)}
+PARSERS = (*CONNECTOR_SEEDS, *INTAKE_SEEDS)
+# An input still running after this long is reported as hung (and the run goes on).
+HANG_S = 10.0
+
+
+def _target(parser: str) -> tuple[Any, tuple[str, ...]]:
+    if parser in CONNECTOR_SEEDS:
+        return ConnectorTarget(parser), CONNECTOR_SEEDS[parser]
+    return IntakeTarget(parser), INTAKE_SEEDS[parser]
 
 
 @dataclass
@@ -62,8 +72,8 @@ class Figures:
 
 
 def fuzz(parser: str, examples: int, slow_ms: float, random_seed: int = 0) -> Figures:
-    make_target, seed_names = PARSERS[parser]
-    target = make_target()
+    signal.signal(signal.SIGALRM, _hung)
+    target, seed_names = _target(parser)
     seeds = load_seeds(*seed_names)
     figures = Figures(parser)
     loop = asyncio.new_event_loop()
@@ -74,6 +84,7 @@ def fuzz(parser: str, examples: int, slow_ms: float, random_seed: int = 0) -> Fi
         gc.collect(0)
         gc.disable()
         begun = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, HANG_S)  # an input that never ends is an escape, not a stall
         try:
             outcome = run_sync(loop, target, body)
         except Exception as exc:  # every exception is an escape: count it, keep going
@@ -82,6 +93,7 @@ def fuzz(parser: str, examples: int, slow_ms: float, random_seed: int = 0) -> Fi
             if len(figures.examples) < 5:
                 figures.examples.append(f"{type(exc).__name__}: {str(exc)[:160]} <- {body[:160]!r}")
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             elapsed_ms = (time.perf_counter() - begun) * 1000
             gc.enable()
         return outcome, elapsed_ms
@@ -121,21 +133,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=20_000, help="inputs per parser")
     parser.add_argument("--slow-ms", type=float, default=100.0, help="an input slower than this counts as slow")
-    parser.add_argument("--only", action="append", choices=sorted(PARSERS), help="fuzz only these parsers")
+    parser.add_argument("--only", action="append", choices=PARSERS, help="fuzz only these parsers")
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed (runs are reproducible)")
+    parser.add_argument("--jobs", type=int, default=2, help="parsers fuzzed in parallel (processes)")
     args = parser.parse_args(argv)
-    # Dead letters are logged at warning level: tens of thousands of lines would drown the figures.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
     started = time.perf_counter()
+    names = args.only or list(PARSERS)
     failed = False
-    for name in args.only or list(PARSERS):
-        figures = fuzz(name, args.examples, args.slow_ms, args.seed)
-        print(figures.line(), flush=True)
-        for example in figures.examples:
-            print(f"    {example}", flush=True)
-        failed |= bool(figures.escapes or figures.slow)
+    print(f"fuzzing {len(names)} parsers, {args.examples} inputs each, {args.jobs} processes", flush=True)
+    # Fresh interpreters (spawn): a forked copy of this process would share hypothesis' and asyncio's state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context, initializer=_quiet) as pool:
+        runs = [pool.submit(fuzz, name, args.examples, args.slow_ms, args.seed) for name in names]
+        for run in as_completed(runs):
+            figures = run.result()
+            print(figures.line(), flush=True)
+            for example in figures.examples:
+                print(f"    {example}", flush=True)
+            failed |= bool(figures.escapes or figures.slow)
     print(f"total wall time {time.perf_counter() - started:.0f} s; {'FAILED' if failed else 'ok'}", flush=True)
     return 1 if failed else 0
+
+
+class Hung(Exception):
+    pass
+
+
+def _hung(signum: int, frame: object) -> None:
+    raise Hung(f"no answer within {HANG_S} s")
+
+
+def _quiet() -> None:
+    # Dead letters are logged at warning level: tens of thousands of lines would drown the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 
 
 if __name__ == "__main__":

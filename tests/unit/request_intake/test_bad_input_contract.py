@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import Readiness
+from request_intake.dates import add_calendar
 from request_intake.http_entry import WebhookEndpoint, build_app
 from request_intake.signatures import Verified
 from tests.fuzz.targets import IntakeTarget
@@ -105,3 +106,21 @@ async def test_a_sound_delivery_is_still_accepted(webhook: tuple[IntakeTarget, T
     )
     assert response.status == 202
     assert len(target.published) == 1
+
+
+def test_calendar_arithmetic_beyond_the_calendar_is_an_error_not_a_loop() -> None:
+    # `P10000Y` used to loop forever: the month-end clamp retried day - 1 on a year datetime cannot hold.
+    start = datetime(2026, 1, 31, tzinfo=UTC)
+    with pytest.raises(ValueError, match="out of range"):
+        add_calendar(start, years=10000)
+    assert add_calendar(start, months=1) == datetime(2026, 2, 28, tzinfo=UTC)
+    assert add_calendar(datetime(2024, 2, 29, tzinfo=UTC), years=1) == datetime(2025, 2, 28, tzinfo=UTC)
+
+
+async def test_a_duration_in_years_beyond_the_calendar_is_422(
+    webhook: tuple[IntakeTarget, TestClient[Any, Any]],
+) -> None:
+    _, client = webhook
+    response = await client.post("/v1/webhooks/generic", data=generic(access_duration="P10000Y"))
+    assert response.status == 422
+    assert (await response.json())["field"] == "data.access_duration"
