@@ -14,6 +14,7 @@ from closeloop import topics
 from closeloop.contracts.grants import PrincipalStatus
 from closeloop.settings import ServiceSettings
 
+
 class ExpirySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLOSELOOP_EXPIRY_", extra="ignore", frozen=True)
 

@@ -193,5 +193,5 @@ def _recertification(event: TicketEvent, meaning: TicketInterpretation) -> Recer
         correlation_id=event.correlation_id,
         ticket=meaning.ticket,
         note=event.justification,
-        decision_id=f"{meaning.approval_key}:{decision.value}",
+        decision_id=f"{meaning.approval_key}:{event.entitlement}:{decision.value}",
     )

@@ -37,5 +37,7 @@ from tests.unit.provisioning.factories import ticket
         (TicketKind.PROJECT_END, TicketTransition.CLOSED_COMPLETE, None),  # the expiry service's
     ],
 )
-def test_ticket_routing_follows_the_interpretation(kind: TicketKind, transition: TicketTransition, handler: object) -> None:
+def test_ticket_routing_follows_the_interpretation(
+    kind: TicketKind, transition: TicketTransition, handler: object
+) -> None:
     assert ticket_handler(ticket(kind=kind, transition=transition)) is handler

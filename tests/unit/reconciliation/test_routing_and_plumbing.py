@@ -11,12 +11,12 @@ from pydantic import ValidationError
 
 from closeloop.contracts.alerts import DriftRule, alert_event_id, finding_uid, parse_alert
 from closeloop.contracts.grants import PrincipalStatus, SnapshotPhase
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketKind, TicketTransition
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.join_engine import new_state
 from reconciliation.join_records import BadJoinRecord, decode_join_record, forward_headers, tick_record
-from closeloop.contracts.ticket_interpretation import interpret
 from reconciliation.routing import partition_for, route
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.store import ENTITLEMENTS, MemoryTables, UnitOfWork
