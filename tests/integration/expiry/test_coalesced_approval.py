@@ -24,15 +24,13 @@ from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import TicketTransition
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop_demo.payloads import servicenow_item
-from provisioning.bootstrap import bootstrap as provisioning_bootstrap
-from provisioning.settings import ProvisioningSettings
 from tests.integration.expiry.harness import (
-    Running,
     command_events,
     eventually,
     expiry_settings,
     read_commands,
     start_expiry,
+    start_provisioning,
 )
 from tests.integration.expiry.helpers import record_of
 from tests.integration.provisioning.harness import producer_for
@@ -94,23 +92,7 @@ async def test_a_coalesced_approval_in_work_in_progress_grants_and_expiry_revoke
     kafka_settings: KafkaSettings, expiry_db: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
     settings = expiry_settings(sweep_interval_s=1.0)
-    provisioning = Running.start(
-        await provisioning_bootstrap(
-            ProvisioningSettings(
-                tickets_topic=settings.tickets_topic,
-                grants_topic=settings.grants_topic,
-                entitlements_topic=settings.entitlements_topic,
-                commands_topic=settings.commands_topic,
-                group_id=f"{settings.group_id}.provisioning",
-                run_executors=False,
-                ops_port=0,
-                outbox_poll_interval_s=0.2,
-                log_level="WARNING",
-            ),
-            kafka_settings,
-            expiry_db,
-        )
-    )
+    provisioning = await start_provisioning(settings, kafka_settings, expiry_db)
     expiry = await start_expiry(settings, kafka_settings, expiry_db)
     intake = await start_intake(kafka_settings, expiry_db, tickets_topic=settings.tickets_topic, mapping_file=None)
     sys_id = uuid.uuid4().hex
