@@ -101,6 +101,9 @@ class Term:
 
 @dataclass(frozen=True)
 class TicketInterpretation:
+    """Approved or not (`standing`), what (`access` as the ticket states it, `entitlement` when it names one),
+    for whom (`beneficiary`), until when (`term`), and what kind of action (`action`)."""
+
     ticket: TicketRef
     kind: TicketKind
     action: TicketAction
