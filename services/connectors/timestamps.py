@@ -15,6 +15,7 @@ _ISO = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>Z|z|UTC|[+-]\d{2}:?\d{2})?$"
 )
+_EPOCH = re.compile(r"\d{9,17}(\.\d+)?")
 _HUMAN_FORMATS = ("%b %d, %Y %I:%M:%S %p", "%b %d, %Y %H:%M:%S")
 # Epoch values above this are milliseconds (1e11 s is the year 5138), above 1e14 microseconds.
 _MS_THRESHOLD = 100_000_000_000
@@ -34,7 +35,7 @@ def parse_timestamp(value: object) -> datetime:
     raw = value.strip()
     if len(raw) > MAX_TIMESTAMP_CHARS:
         raise ValueError(f"timestamp longer than {MAX_TIMESTAMP_CHARS} characters")
-    if re.fullmatch(r"\d{9,17}(\.\d+)?", raw):
+    if _EPOCH.fullmatch(raw):
         return _from_epoch(float(raw))
     match = _ISO.match(raw)
     if match:
