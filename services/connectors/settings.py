@@ -20,6 +20,9 @@ class ConnectorsSettings(ServiceSettings):
 
     # One HTTP app serves the IAM hooks (/v1/hooks/<source>) and the ops routes (/healthz, /readyz, /metrics).
     ops_port: int = Field(default=8481, ge=0, le=65535)
+    # Serve /healthz, /readyz and /metrics on their own listener (ops_host:<this port>, 0 = any free one)
+    # instead of the hook listener on ops_port, so the public port exposes the hooks alone. Unset: shared.
+    ops_separate_port: int | None = Field(default=None, ge=0, le=65535)
     # Consumer group of the raw-topic consumers; instances with the same group share the partitions.
     group_id: str = Field(default="closeloop-connectors")
     # Topic the normalized grant events go to; malformed input goes to `<grants_topic>.dlq`.

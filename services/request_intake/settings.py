@@ -17,10 +17,14 @@ MIB = 1024 * 1024
 class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLOSELOOP_INTAKE_", extra="ignore", frozen=True)
 
-    # Address of the webhook server, which also serves /healthz, /readyz and /metrics (ops_host/ops_port unused).
+    # Address of the webhook server, which also serves /healthz, /readyz and /metrics unless
+    # ops_separate_port is set.
     http_host: str = Field(default="127.0.0.1")
     # Port of the webhook server; 0 picks a free one (tests).
     http_port: int = Field(default=8480, ge=0, le=65535)
+    # Serve /healthz, /readyz and /metrics on their own listener (ops_host:<this port>, 0 = any free one),
+    # so the public webhook port exposes the webhooks alone. Unset: they share the webhook listener.
+    ops_separate_port: int | None = Field(default=None, ge=0, le=65535)
     # Consumer group of the raw-topic ingress; instances with the same group share the raw partitions.
     group_id: str = Field(default="closeloop-request-intake")
     # Topic the normalized TicketEvents are published to.

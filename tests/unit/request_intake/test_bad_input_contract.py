@@ -13,7 +13,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from closeloop.metrics import ServiceMetrics
-from closeloop.ops import Readiness
 from request_intake.dates import add_calendar
 from request_intake.http_entry import WebhookEndpoint, build_app
 from request_intake.signatures import Verified
@@ -39,7 +38,7 @@ async def webhook() -> AsyncIterator[tuple[IntakeTarget, TestClient[Any, Any]]]:
     target = IntakeTarget("generic")
     metrics = ServiceMetrics("test-intake")
     endpoint = WebhookEndpoint(target.receive, {"generic": AcceptAll()}, metrics, max_body_bytes=LIMIT)
-    client = TestClient(TestServer(build_app(endpoint, metrics, Readiness(), LIMIT)))
+    client = TestClient(TestServer(build_app(endpoint, LIMIT)))
     await client.start_server()
     try:
         yield target, client
