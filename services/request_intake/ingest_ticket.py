@@ -19,7 +19,7 @@ from closeloop.untrusted import UNEXPECTED, as_bad_input
 from request_intake.mapping import Mapping
 from request_intake.normalizers import Normalized, normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 from request_intake.transitions import LastSeen, Verdict, decide
 
 log = get_logger(__name__)
@@ -46,7 +46,7 @@ class TicketStateStore(Protocol):
 class Outcome:
     """What became of one ticket in a payload."""
 
-    result: str  # published | duplicate | stale | no_transition | skipped
+    result: str  # published | duplicate | stale | no_transition | skipped | dead_lettered
     ticket: str | None = None
     event_id: str | None = None
     transition: str | None = None
@@ -82,7 +82,9 @@ class IngestTicket:
     async def apply(self, items: Normalized, input_name: str) -> list[Outcome]:
         outcomes = []
         for item in items:
-            if isinstance(item, Skipped):
+            if isinstance(item, Invalid):  # the caller dead-letters the delivery with its problem
+                outcomes.append(Outcome("dead_lettered", why=item.problem.describe()))
+            elif isinstance(item, Skipped):
                 self._metrics.skip(input_name, item.why)
                 log.debug("ticket skipped", why=item.why, detail=item.detail, ticket=item.ticket, input=input_name)
                 outcomes.append(Outcome("skipped", ticket=item.ticket, why=item.why))

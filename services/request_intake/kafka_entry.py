@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord
 from closeloop.consumer_loop import BadInput
 from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.ingest_ticket import IngestTicket
-from request_intake.problems import Unmappable
+from request_intake.problems import Invalid, Unmappable
 
 
 class RawTicketRecords:
@@ -37,3 +37,6 @@ class RawTicketRecords:
         except Unmappable as exc:
             raise BadInput(f"unmappable: {exc.describe()}", "unmappable") from exc
         await self._ingest.apply(items, record.topic)
+        invalid = [item.problem for item in items if isinstance(item, Invalid)]
+        if invalid:  # the sound records are published; the record is dead-lettered for the others
+            raise BadInput(f"unmappable: {Unmappable.joined(invalid).describe()}", "unmappable")

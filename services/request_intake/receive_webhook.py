@@ -20,7 +20,7 @@ from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.deliveries import Claim, ClaimRefusal, Deliveries
 from request_intake.ingest_ticket import IngestTicket, Outcome
 from request_intake.normalizers import jira
-from request_intake.problems import Unmappable
+from request_intake.problems import Invalid, Unmappable
 
 log = get_logger(__name__)
 
@@ -130,7 +130,11 @@ class ReceiveWebhook:
             items = self._ingest.normalize(delivery.system, payload)
         except Unmappable as exc:
             return await self._dead_letter(delivery, exc, "unmappable")
-        return Accepted(await self._ingest.apply(items, delivery.input_name))
+        outcomes = await self._ingest.apply(items, delivery.input_name)
+        invalid = [item.problem for item in items if isinstance(item, Invalid)]
+        if invalid:  # the sound records are published; the delivery is kept with what was wrong
+            await self._dead_letter(delivery, Unmappable.joined(invalid), "unmappable")
+        return Accepted(outcomes)
 
     async def _dead_letter(self, delivery: WebhookDelivery, problem: Unmappable, reason_class: str) -> Unprocessable:
         await self._dead_letters.send(

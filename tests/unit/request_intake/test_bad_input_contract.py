@@ -123,3 +123,25 @@ async def test_a_duration_in_years_beyond_the_calendar_is_422(
     response = await client.post("/v1/webhooks/generic", data=generic(access_duration="P10000Y"))
     assert response.status == 422
     assert (await response.json())["field"] == "data.access_duration"
+
+
+async def test_a_sound_record_in_a_servicenow_page_is_published_next_to_a_bad_one() -> None:
+    target = IntakeTarget("servicenow")
+    metrics = ServiceMetrics("test-intake")
+    endpoint = WebhookEndpoint(target.receive, {"servicenow": AcceptAll()}, metrics, max_body_bytes=LIMIT)
+    client = TestClient(TestServer(build_app(endpoint, LIMIT)))
+    await client.start_server()
+    page = load("servicenow", "table_api_page.json")
+    page["result"][1]["sys_updated_on"] = "2026-01-08 14:05:00" + "0" * 5000  # a 5,000-character date
+    body = json.dumps(page).encode()
+    try:
+        response = await client.post("/v1/webhooks/servicenow", data=body)
+        results = (await response.json())["results"]
+    finally:
+        await client.close()
+    assert response.status == 202
+    assert [r["result"] for r in results].count("dead_lettered") == 1
+    assert len(target.published) == len(page["result"]) - 1
+    (letter,) = target.dead_letters
+    assert letter.value == body
+    assert "result[1].sys_updated_on" in letter.reason

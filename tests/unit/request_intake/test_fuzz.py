@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 from tests.unit.request_intake.fixtures import default_mapping, jira_site_mapping, load
 
 json_leaf = (
@@ -66,7 +66,7 @@ def check(system: str, payload: Any) -> None:
         assert problem.field
         assert problem.reason
     for result in results:
-        assert isinstance(result, TicketObservation | Skipped)
+        assert isinstance(result, TicketObservation | Skipped | Invalid)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
