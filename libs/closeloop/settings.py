@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,7 +61,13 @@ class DatabaseSettings(_Base):
     model_config = SettingsConfigDict(env_prefix="CLOSELOOP_DATABASE_", extra="ignore", frozen=True)
 
     # DSN of the least-privilege service role (DML on its tables only); the password is never logged.
+    # A service without its own DSN below uses this one (closeloop_app holds what all services need).
     url: SecretStr = Field(default=SecretStr("postgresql://closeloop_app@127.0.0.1:55432/closeloop"))
+    # Each service's own role (migration 0343 grants it only what that service does); unset: `url`.
+    intake_url: SecretStr | None = Field(default=None)
+    connectors_url: SecretStr | None = Field(default=None)
+    provisioning_url: SecretStr | None = Field(default=None)
+    expiry_url: SecretStr | None = Field(default=None)
     # DSN of the role that owns the schema and applies migrations; defaults to `url`.
     migrate_url: SecretStr | None = Field(default=None)
     # Connection pool bounds per service process.
@@ -72,6 +78,27 @@ class DatabaseSettings(_Base):
 
     def migration_dsn(self) -> str:
         return (self.migrate_url or self.url).get_secret_value()
+
+    def for_service(self, service: Literal["intake", "connectors", "provisioning", "expiry"]) -> DatabaseSettings:
+        """These settings on the service's own role, when it has a DSN of its own (empty means none)."""
+        own: SecretStr | None = getattr(self, f"{service}_url")
+        return self if own is None or not own.get_secret_value() else self.model_copy(update={"url": own})
+
+
+class AuditSettings(_Base):
+    """Signed checkpoints of the audit chain head (closeloop.record.checkpoint)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_AUDIT_", extra="ignore", frozen=True)
+
+    # File holding the HMAC-SHA256 checkpoint key (hex, at least 32 bytes). Keep it away from the
+    # database and its owner. Unset: no checkpoints are written and `audit verify` checks the chain alone.
+    checkpoint_key_file: Path | None = Field(default=None)
+    # Append-only file of signed checkpoints (JSON lines); unset: audit-checkpoints.jsonl next to the key.
+    checkpoint_file: Path | None = Field(default=None)
+    # Seconds between checkpoints written by provisioning; a rewrite of the rows appended since the
+    # last checkpoint is only caught by the chain itself. 0: provisioning writes none (use a cron job
+    # running `closeloop audit checkpoint`).
+    checkpoint_interval_s: float = Field(default=60.0, ge=0)
 
 
 class ServiceSettings(_Base):
