@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -324,10 +325,16 @@ async def verify_chain(
         if wanted.get(expect[0], expect[1]) != expect[1]:
             return _broken(0, expect[0], GENESIS_HASH, f"two different anchored hashes for seq {expect[0]}")
         wanted[expect[0]] = expect[1]
+    async with snapshot(conn):
+        return await _verify(conn, batch_size, wanted, since)
+
+
+def snapshot(conn: asyncpg.Connection) -> AbstractAsyncContextManager[object]:
+    """One consistent view of the log: a read-only REPEATABLE READ transaction, or the caller's own."""
     if conn.is_in_transaction():
-        return await _verify(conn, batch_size, wanted, since)
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        return await _verify(conn, batch_size, wanted, since)
+        return nullcontext()
+    transaction: AbstractAsyncContextManager[object] = conn.transaction(isolation="repeatable_read", readonly=True)
+    return transaction
 
 
 def _check_anchors(rows: Sequence[AuditRow], anchors: Mapping[int, str], checked: int) -> ChainReport | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 import asyncpg
 
 from closeloop.logging import get_logger
-from closeloop.record.audit import GENESIS_HASH, ChainReport, canonical_json, verify_chain
+from closeloop.record.audit import GENESIS_HASH, ChainReport, canonical_json, snapshot, verify_chain
 from closeloop.settings import AuditSettings
 
 MIN_KEY_BYTES = 32
@@ -213,7 +213,7 @@ async def verify_against_checkpoints(
     expect: tuple[int, str] | None = None,
 ) -> ChainReport:
     """The whole chain, checked against every signed checkpoint of it; at least one is required."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(conn):
         this_chain = await chain_id(conn)
         found, _ = checkpoints.read(key, this_chain)
         if not found:
@@ -243,7 +243,7 @@ async def write_checkpoint(
 
     Raises CheckpointError (and signs nothing) when the chain does not continue the latest checkpoint.
     """
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(conn):
         this_chain = await chain_id(conn)
         found, _ = checkpoints.read(key, this_chain)
         latest = max(found, key=lambda c: c.seq, default=None)
