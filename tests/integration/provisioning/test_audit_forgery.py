@@ -53,7 +53,7 @@ async def assert_intact(db: RecordDb, rows: int) -> None:
 
 async def forged_next_row(conn: asyncpg.Connection) -> AuditRow:
     """What a forger would write: the next seq, linked and hashed exactly as audit_append would."""
-    last = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} ORDER BY seq DESC LIMIT 1"))  # noqa: S608
+    last = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} ORDER BY seq DESC LIMIT 1"))
     forged = AuditRow(
         **{**last.__dict__, "seq": last.seq + 1, "action": "revoked", "prev_hash": last.hash, "actor": "expiry"}
     )
@@ -65,9 +65,19 @@ DIRECT_WRITES = [
     (
         "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, payload, prev_hash, hash,"
         " hash_version, appended_by) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, 2, $10)",
-        ("seq", "recorded_at", "entity_type", "entity_key", "action", "actor", "payload", "prev_hash", "hash",
-         "appended_by"),
-    ),  # fmt: skip
+        (
+            "seq",
+            "recorded_at",
+            "entity_type",
+            "entity_key",
+            "action",
+            "actor",
+            "payload",
+            "prev_hash",
+            "hash",
+            "appended_by",
+        ),
+    ),
     ("UPDATE audit_chain_head SET seq = $1, hash = $2", ("seq", "hash")),
     ("UPDATE audit_log SET actor = $1, hash = $2 WHERE seq = 1", ("actor", "hash")),
     ("DELETE FROM audit_log WHERE seq = 3", ()),
@@ -116,7 +126,7 @@ async def test_audit_append_refuses_chain_fields_from_the_caller(seeded: RecordD
 async def test_audit_append_computes_the_hash_and_names_the_calling_role(seeded: RecordDb) -> None:
     [row] = await appended(seeded, entry(4, actor="expiry"))
     async with seeded.app.acquire() as conn:
-        stored = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 4"))  # noqa: S608
+        stored = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 4"))
         caller = await conn.fetchval("SELECT session_user")
     assert (row["out_seq"], row["out_hash"], row["out_appended_by"]) == (4, stored.hash, caller)
     assert (stored.hash_version, stored.appended_by, stored.actor) == (2, caller, "expiry")

@@ -114,7 +114,7 @@ async def test_an_edit_is_found_at_the_edited_row(chained: RecordDb) -> None:
 
 async def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(chained: RecordDb) -> None:
     async def forge(conn: asyncpg.Connection) -> None:
-        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 3"))  # noqa: S608
+        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 3"))
         forged = AuditRow(**{**row.__dict__, "actor": "mallory"})
         await conn.execute("UPDATE audit_log SET actor = $1, hash = $2 WHERE seq = 3", "mallory", row_hash(forged))
 
@@ -146,7 +146,7 @@ async def test_an_insertion_is_found(chained: RecordDb) -> None:
         # Make room after seq 2 (renumber the rest upwards, highest first) and slip a row in.
         for seq in range(ROWS, 2, -1):
             await conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = $1", seq)
-        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 2"))  # noqa: S608
+        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 2"))
         intruder = AuditRow(**{**row.__dict__, "seq": 3, "action": "activated", "prev_hash": row.hash, "hash": ""})
         await conn.execute(
             "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id, correlation_id,"
@@ -163,7 +163,7 @@ async def test_an_insertion_is_found(chained: RecordDb) -> None:
 
 async def test_an_appended_row_outside_the_chain_is_found(chained: RecordDb) -> None:
     async def append(conn: asyncpg.Connection) -> None:
-        last = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} ORDER BY seq DESC LIMIT 1"))  # noqa: S608
+        last = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} ORDER BY seq DESC LIMIT 1"))
         extra = AuditRow(**{**last.__dict__, "seq": ROWS + 1, "prev_hash": last.hash, "action": "revoked"})
         await conn.execute(
             "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id, correlation_id,"
