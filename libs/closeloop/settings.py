@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,12 +49,44 @@ class KafkaSettings(_Base):
     linger_ms: int = Field(default=5, ge=0)
     # Upper bound for one request to the broker before the client gives up and retries.
     request_timeout_ms: int = Field(default=30_000, ge=1000)
-    # Security protocol (PLAINTEXT locally; SASL_SSL or SSL on a managed cluster).
-    security_protocol: str = Field(default="PLAINTEXT")
-    # SASL mechanism and credentials when the protocol is SASL_*; never logged.
-    sasl_mechanism: str | None = Field(default=None)
+    # Security protocol: PLAINTEXT locally; SASL_SSL (SCRAM or PLAIN over TLS) or SSL (TLS, with a client
+    # certificate for mTLS) on a real cluster. Built into an ssl_context by closeloop.kafka.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(default="PLAINTEXT")
+    # SASL mechanism and credentials when the protocol is SASL_*; the password is never logged.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(default=None)
     sasl_username: str | None = Field(default=None)
     sasl_password: SecretStr | None = Field(default=None)
+    # PEM bundle of the CA(s) that signed the brokers' certificates; unset: the system trust store.
+    ssl_cafile: Path | None = Field(default=None)
+    # Client certificate chain and private key (PEM) for mTLS; both or neither.
+    ssl_certfile: Path | None = Field(default=None)
+    ssl_keyfile: Path | None = Field(default=None)
+    # Password of an encrypted ssl_keyfile.
+    ssl_key_password: SecretStr | None = Field(default=None)
+    # Check that the broker's certificate names the host connected to (turn off only for IP-only labs).
+    ssl_check_hostname: bool = Field(default=True)
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password")
+        if not sasl and self.sasl_mechanism:
+            raise ValueError(f"sasl_mechanism is set but security_protocol is {self.security_protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS)")
+        if not self.uses_tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(f"TLS files are set but security_protocol is {self.security_protocol}")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 class DatabaseSettings(_Base):
