@@ -24,25 +24,15 @@ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_app') \gexec
 ALTER ROLE closeloop_app WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
   PASSWORD :'app_password';
 
-SELECT 'CREATE ROLE closeloop_intake'
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_intake') \gexec
-ALTER ROLE closeloop_intake WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-  PASSWORD :'intake_password';
-
-SELECT 'CREATE ROLE closeloop_connectors'
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_connectors') \gexec
-ALTER ROLE closeloop_connectors WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-  PASSWORD :'connectors_password';
-
-SELECT 'CREATE ROLE closeloop_provisioning'
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_provisioning') \gexec
-ALTER ROLE closeloop_provisioning WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-  PASSWORD :'provisioning_password';
-
-SELECT 'CREATE ROLE closeloop_expiry'
-WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_expiry') \gexec
-ALTER ROLE closeloop_expiry WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
-  PASSWORD :'expiry_password';
+-- One LOGIN role per service (passwords from the environment, like the others).
+SELECT format('CREATE ROLE %I', name)
+FROM (VALUES ('closeloop_intake'), ('closeloop_connectors'), ('closeloop_provisioning'), ('closeloop_expiry')) AS r(name)
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = r.name) \gexec
+SELECT format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L',
+              name, password)
+FROM (VALUES ('closeloop_intake', :'intake_password'), ('closeloop_connectors', :'connectors_password'),
+             ('closeloop_provisioning', :'provisioning_password'), ('closeloop_expiry', :'expiry_password'))
+     AS r(name, password) \gexec
 
 SELECT 'CREATE DATABASE closeloop OWNER closeloop_migrator ENCODING ''UTF8'' TEMPLATE template0'
 WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'closeloop') \gexec

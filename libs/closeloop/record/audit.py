@@ -167,36 +167,18 @@ def chain_hash_v2(
     return hashlib.sha256(f"[{text}]".encode()).hexdigest()
 
 
+_LINKED_FIELDS = ("seq", "recorded_at", "entity_type", "entity_key", "action", "actor", "cause_event_id",
+                  "correlation_id", "prev_hash")  # fmt: skip
+
+
 def row_hash(row: AuditRow) -> str:
     """The hash `row` should carry, by its hash version."""
+    fields: dict[str, Any] = {name: getattr(row, name) for name in _LINKED_FIELDS}
     if row.hash_version == 2:
         if row.payload_text is None or row.appended_by is None:
             raise ValueError(f"seq {row.seq}: a version 2 row is checked on its stored payload text and appender")
-        return chain_hash_v2(
-            seq=row.seq,
-            recorded_at=row.recorded_at,
-            entity_type=row.entity_type,
-            entity_key=row.entity_key,
-            action=row.action,
-            actor=row.actor,
-            appended_by=row.appended_by,
-            cause_event_id=row.cause_event_id,
-            correlation_id=row.correlation_id,
-            payload_text=row.payload_text,
-            prev_hash=row.prev_hash,
-        )
-    return chain_hash(
-        seq=row.seq,
-        recorded_at=row.recorded_at,
-        entity_type=row.entity_type,
-        entity_key=row.entity_key,
-        action=row.action,
-        actor=row.actor,
-        cause_event_id=row.cause_event_id,
-        correlation_id=row.correlation_id,
-        payload=row.payload,
-        prev_hash=row.prev_hash,
-    )
+        return chain_hash_v2(**fields, appended_by=row.appended_by, payload_text=row.payload_text)
+    return chain_hash(**fields, payload=row.payload)
 
 
 async def append_entries(conn: asyncpg.Connection, entries: Sequence[AuditEntry]) -> list[AuditRow]:
