@@ -4,15 +4,26 @@ verifies afterwards. Also: the Python mirror of the database's hash agrees on ho
 
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from closeloop.record import verify_chain
 from closeloop.record.audit import SELECT_ROWS, AuditEntry, AuditRow, append_entries, row_hash
+from closeloop.record.checkpoint import (
+    CheckpointKey,
+    CheckpointLog,
+    chain_id,
+    checkpoint_forever,
+    verify_against_checkpoints,
+)
 from tests.integration.provisioning.conftest import RecordDb
+from tests.integration.provisioning.harness import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -188,3 +199,36 @@ async def test_the_python_hash_matches_the_database_on_hostile_values(record_db:
         rows = await append_entries(conn, entries)
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     await assert_intact(record_db, len(HOSTILE))
+
+
+async def test_provisioning_signs_the_head_periodically_and_never_a_broken_chain(
+    seeded: RecordDb, tmp_path: Path
+) -> None:
+    key, log = CheckpointKey(secrets.token_bytes(32)), CheckpointLog(tmp_path / "checkpoints.jsonl")
+    stop = asyncio.Event()
+    task = asyncio.create_task(checkpoint_forever(seeded.app, key, log, 0.05, stop))
+    try:
+        async with seeded.app.acquire() as conn:
+            this_chain = await chain_id(conn)
+
+        async def signed_up_to(seq: int) -> bool:
+            return any(c.seq == seq for c in log.read(key, this_chain)[0])
+
+        await eventually(lambda: signed_up_to(3))
+        await appended(seeded, entry(4))
+        await eventually(lambda: signed_up_to(4))
+        async with seeded.owner.acquire() as conn:  # the schema owner cuts the tail and moves the head back
+            await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+            await conn.execute("DELETE FROM audit_log WHERE seq = 4")
+            await conn.execute("UPDATE audit_chain_head SET seq = 3, hash = (SELECT hash FROM audit_log WHERE seq = 3)")
+            await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        await appended(seeded, entry(5))  # a new head at seq 4 that does not continue the signed one
+        await asyncio.sleep(0.3)  # several more rounds: each one refuses (and logs) instead of signing
+        assert not task.done()
+        assert max(c.seq for c in log.read(key, this_chain)[0]) == 4
+        async with seeded.app.acquire() as conn:
+            report = await verify_against_checkpoints(conn, key, log)
+        assert (report.ok, report.first_broken_seq) == (False, 4)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
