@@ -67,10 +67,7 @@ run_module() {
   echo "===== $(date -Is) python -m $module =====" >>"$logf"
   if ! (
     cd "$CL_ROOT"
-    set -a
-    # shellcheck disable=SC1090
-    source "$ENV_FILE"
-    set +a
+    stack_env
     "$PY" -m "$module"
   ) >>"$logf" 2>&1; then
     fail_component "$name" "$port" "$logf" "python -m $module failed"
@@ -173,10 +170,7 @@ case "${1:-}" in
     shift
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE missing: run 'make up' first"
     cd "$CL_ROOT"
-    set -a
-    # shellcheck disable=SC1090
-    source "$ENV_FILE"
-    set +a
+    stack_env
     exec "$@"
     ;;
   *) die "usage: $0 up|down|status|logs [component]|clean|env|exec CMD..." ;;
