@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,21 +12,16 @@ from aiohttp.test_utils import TestClient
 
 from connectors.identity import MAX_EMAIL_CHARS, looks_like_email
 from connectors.timestamps import parse_timestamp
-from tests.unit.connectors.memory import MemoryIngestion, memory_ingestion
+from tests.unit.connectors.memory import MemoryIngestion
 from tests.unit.connectors.support import fixture
-from tests.unit.connectors.test_http_entry import BEARER, OKTA_SECRET, client_for
+from tests.unit.connectors.test_http_entry import BEARER, OKTA_SECRET, mem_client  # noqa: F401 - fixture
 
 OKTA = {"Authorization": OKTA_SECRET, "Content-Type": "application/json"}
 
 
 @pytest.fixture
-async def hook() -> AsyncIterator[tuple[MemoryIngestion, TestClient[Any, Any]]]:
-    mem = memory_ingestion()
-    client = await client_for(mem)
-    try:
-        yield mem, client
-    finally:
-        await client.close()
+def hook(mem_client: tuple[MemoryIngestion, TestClient[Any, Any]]) -> tuple[MemoryIngestion, TestClient[Any, Any]]:  # noqa: F811
+    return mem_client
 
 
 def okta_event(**changes: Any) -> dict[str, Any]:
