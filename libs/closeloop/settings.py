@@ -74,6 +74,14 @@ class DatabaseSettings(_Base):
         return (self.migrate_url or self.url).get_secret_value()
 
 
+class PolicySettings(_Base):
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_POLICY_", extra="ignore", frozen=True)
+
+    # The policy file (YAML) every service reads: grant rules (provisioning) and confirmation windows
+    # (provisioning and expiry). Empty means the packaged default (closeloop.record's default_policy.yaml).
+    file: Path | None = Field(default=None)
+
+
 class ServiceSettings(_Base):
     """Knobs every long-running service has. Subclasses set their own env prefix."""
 

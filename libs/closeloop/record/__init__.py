@@ -8,9 +8,11 @@ transaction: row + outbox event/commands + processed-event id + hash-chained aud
 
 from closeloop.record import audit, repository
 from closeloop.record.audit import AuditRow, ChainReport, verify_chain
+from closeloop.record.confirmation import ConfirmationPolicy, api_executor_for
 from closeloop.record.models import (
     HELD_STATUSES,
     LIVE_STATUSES,
+    REVOCABLE_STATUSES,
     Cause,
     EntitlementRecord,
     ExceptionGrant,
@@ -20,6 +22,7 @@ from closeloop.record.models import (
     RecordTopics,
     derived_id,
 )
+from closeloop.record.revoking import begin_revoke
 from closeloop.record.transaction import (
     ALLOWED_MOVES,
     KEEP,
@@ -36,10 +39,12 @@ __all__ = [
     "HELD_STATUSES",
     "KEEP",
     "LIVE_STATUSES",
+    "REVOCABLE_STATUSES",
     "AuditRow",
     "Cause",
     "ChainReport",
     "ConcurrentModification",
+    "ConfirmationPolicy",
     "EntitlementRecord",
     "ExceptionGrant",
     "IdentityRecord",
@@ -48,7 +53,9 @@ __all__ = [
     "RecertificationEvidence",
     "RecordTopics",
     "RecordTransaction",
+    "api_executor_for",
     "audit",
+    "begin_revoke",
     "check_move",
     "derived_id",
     "recertification_due",
