@@ -8,18 +8,29 @@ owner of every trigger that reaches many entitlements. Each revoke starts throug
 `closeloop.record.begin_revoke`, with the deadline of the entitlement's executor; the record stays
 *revoking* until the source reports the removal (confirm_revocation). If a revocation ticket names a
 grant the record never approved but the source reported live, the revoke command still goes out: a
-closed ticket must mean removed access. A revocation that arrives after a newer grant of the same
-entitlement (granted after the revocation was approved) leaves that grant alone: it ended an earlier one.
+closed ticket must mean removed access.
+
+A revocation ticket's approval is acted on once, whichever delivery proves it first: a later delivery
+of the same ticket (closed complete after approved) must not revoke a grant that a later access ticket
+made in between.
 """
 
 from __future__ import annotations
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
-from closeloop.contracts.entitlements import RevocationTrigger, TicketRef
+from closeloop.contracts.entitlements import RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.ticket_interpretation import TicketInterpretation, interpret
 from closeloop.contracts.tickets import TicketEvent, TicketKind
-from closeloop.record import Cause, RecordTransaction, begin_revoke, derived_id, record_transaction, repository
+from closeloop.record import (
+    REVOCABLE_STATUSES,
+    Cause,
+    RecordTransaction,
+    begin_revoke,
+    derived_id,
+    record_transaction,
+    repository,
+)
 from provisioning.context import Outcome, Provisioning, Result, Unprocessable
 
 
@@ -34,10 +45,9 @@ async def request_revocation(ticket: TicketEvent, ctx: Provisioning) -> Result:
             key = await _named_key(tx, meaning)
             record = await tx.lock(key)
             if record is None or not record.is_live:
-                return await _revoke_unrecorded(tx, key, ref, cause, ctx)
-            decided_at = meaning.approval_seen_at or ticket.occurred_at
-            if record.granted_at is not None and record.granted_at > decided_at:
-                return Result.skipped("the entitlement was granted again after the revocation was approved")
+                return await _revoke_unrecorded(tx, key, meaning, cause, ctx)
+            if record.status in REVOCABLE_STATUSES and not await tx.claim(ctx.consumer, _revocation_claim(meaning)):
+                return Result.skipped("the revocation was already carried out; this grant came after it")
         else:  # an access or exception ticket was cancelled or rejected
             cancelled = meaning.entitlement
             record = await tx.lock(cancelled) if cancelled is not None else None
@@ -62,6 +72,11 @@ async def request_revocation(ticket: TicketEvent, ctx: Provisioning) -> Result:
         return Result(Outcome.APPLIED, events=len(tx.events), commands=len(tx.commands))
 
 
+def _revocation_claim(meaning: TicketInterpretation) -> str:
+    """Claimed once per revocation ticket approval, whichever delivery proves it first."""
+    return f"revoke:{meaning.approval_key}"
+
+
 async def _named_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
     key = meaning.entitlement
     if key is None:
@@ -73,12 +88,15 @@ async def _named_key(tx: RecordTransaction, meaning: TicketInterpretation) -> En
 
 
 async def _revoke_unrecorded(
-    tx: RecordTransaction, key: EntitlementKey, ref: TicketRef, cause: Cause, ctx: Provisioning
+    tx: RecordTransaction, key: EntitlementKey, meaning: TicketInterpretation, cause: Cause, ctx: Provisioning
 ) -> Result:
     """A revocation for a grant the record does not hold: revoke it anyway if the source says it is live."""
     observed = await tx.observed(key)
     if observed is None or not observed.live:
         return Result.skipped("nothing live to revoke")
+    if not await tx.claim(ctx.consumer, _revocation_claim(meaning)):
+        return Result.skipped("the revocation was already carried out; this grant came after it")
+    ref = meaning.ticket
     now = tx.now()
     command_id = derived_id("command", "revoke", str(key), "ticket", ref.system, ref.ticket_id)
     command = ProvisioningCommand.create(
