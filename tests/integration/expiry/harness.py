@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from aiokafka import ConsumerRecord
 
 from closeloop.contracts.codec import decode
