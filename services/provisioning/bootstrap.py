@@ -57,8 +57,7 @@ def _check_confirmation_policy(policy: Policy, executors: Executors) -> None:
     expected, running = set(policy.confirmation.api_executors), set(executors.names) - {"manual"}
     if expected != running:
         log.warning(
-            "the confirmation policy's api_executors differ from the executors configured: deadlines follow"
-            " the policy",
+            "the confirmation policy's api_executors differ from the executors configured: deadlines follow the policy",
             policy_api_executors=sorted(expected),
             configured=sorted(running),
         )

@@ -198,7 +198,9 @@ def test_custom_policy_file_and_validation(tmp_path: Path) -> None:
         "tiers:\n  only:\n    max_ttl: P1D\nrules:\n  - name: all\n    tier: only\nconfirmation:\n  systems:\n    okta: PT5M\n"
     )
     loaded = Policy.load(path)
-    assert loaded.confirmation.window(key("okta:user:a@example.com", "okta:app:0oa1", "assigned"), revoke=True) == timedelta(minutes=5)
+    assert loaded.confirmation.window(
+        key("okta:user:a@example.com", "okta:app:0oa1", "assigned"), revoke=True
+    ) == timedelta(minutes=5)
     refused = loaded.evaluate(request(requested_duration=timedelta(days=2)))
     assert isinstance(refused, Refusal)
     path.write_text("tiers:\n  only:\n    max_ttl: P1D\nrules:\n  - name: all\n    tier: missing\n")
