@@ -22,17 +22,9 @@ from closeloop.record.models import (
     RecordTopics,
     derived_id,
 )
+from closeloop.record.moves import ALLOWED_MOVES, InvalidTransition, check_move, recertification_due
 from closeloop.record.revoking import begin_revoke
-from closeloop.record.transaction import (
-    ALLOWED_MOVES,
-    KEEP,
-    ConcurrentModification,
-    InvalidTransition,
-    RecordTransaction,
-    check_move,
-    recertification_due,
-    record_transaction,
-)
+from closeloop.record.transaction import KEEP, ConcurrentModification, RecordTransaction, record_transaction
 
 __all__ = [
     "ALLOWED_MOVES",
