@@ -14,8 +14,6 @@ from closeloop.record import REVOCABLE_STATUSES, EntitlementRecord, repository
 from closeloop.record.repository import record_from_row
 from expiry.store.common import E_COLUMNS, ID_PART_SQL, REVOCABLE_SQL, lock_clause
 
-# -- triggers ----------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class StoredTrigger:

@@ -122,6 +122,7 @@ async def test_an_offboarding_ticket_is_revoked_once_per_entitlement_by_expiry_w
             assert record.status is EntitlementStatus.REVOKING
             assert record.revoke_requested_at is not None
             assert command.confirm_by == record.revoke_confirm_by
+            assert command.confirm_by is not None
             assert command.confirm_by - record.revoke_requested_at == deadlines[command.key], command.key
         assert (await record_of(pool, bystander)).status is EntitlementStatus.ACTIVE
         assert ConfirmationPolicy.load().window(bystander, revoke=True) == HOUR  # the packaged policy's numbers
