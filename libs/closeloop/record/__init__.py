@@ -2,8 +2,9 @@
 
 Shared by every service that changes the record (provisioning, expiry) and read by reconciliation and
 the operator CLI. Reads live in `repository`, every write goes through `RecordTransaction` (one
-transaction: row + outbox event/commands + processed-event id + hash-chained audit rows), and
-`audit.verify_chain` proves the log was not tampered with.
+transaction: row + outbox event/commands + processed-event id + hash-chained audit rows),
+`begin_revoke` is the one way any service starts a revoke (deadline from the shared `ConfirmationPolicy`),
+and `audit.verify_chain` proves the log was not tampered with.
 """
 
 from closeloop.record import audit, repository
