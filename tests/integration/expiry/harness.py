@@ -90,7 +90,7 @@ async def start_provisioning(
         ),
         kafka,
         database,
-        policy,
+        policy_settings=policy,
     )
     return Running.start(provisioning)
 
