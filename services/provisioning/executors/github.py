@@ -14,11 +14,10 @@ from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.record.confirmation import api_executor_for
 from provisioning.executors.base import Execution, Executor
 from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
 from provisioning.executors.vendor_ids import InvalidVendorId, github_login, github_team, segment
-
-TEAM_ROLES = ("member", "maintainer")
 
 
 class GitHubExecutor(Executor):
@@ -44,15 +43,7 @@ class GitHubExecutor(Executor):
         )
 
     def supports(self, key: EntitlementKey) -> bool:
-        principal_system, principal_type, _ = split_ref(key.principal)
-        resource_system, resource_type, team = split_ref(key.resource)
-        org, _, slug = team.partition("/")
-        return (
-            (principal_system, principal_type) == ("github", "user")
-            and (resource_system, resource_type) == ("github", "team")
-            and bool(org and slug)
-            and key.privilege in TEAM_ROLES
-        )
+        return api_executor_for(key) == self.name
 
     async def execute(self, command: ProvisioningCommand) -> Execution:
         try:
