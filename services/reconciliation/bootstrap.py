@@ -52,6 +52,7 @@ async def build(
         kafka,
         metrics,
         grants_partitions=await partition_count(kafka, settings.grants_topic),
+        tickets_partitions=await partition_count(kafka, settings.tickets_topic),
         data_dir=data_dir(settings),
     )
     readiness = Readiness()

@@ -15,8 +15,9 @@ from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness
+from closeloop.progress_beacon import ProgressBeacon, SourceMarks, producer_id
 from closeloop.runtime import Runtime
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, all_topic_specs, ensure_topics
 from request_intake.deliveries import Deliveries
 from request_intake.http_entry import WebhookEndpoint, build_app
@@ -41,6 +42,7 @@ class Intake:
     runtime: Runtime
     server: HttpServer
     metrics: ServiceMetrics
+    beacon: ProgressBeacon
 
     @property
     def port(self) -> int:
@@ -89,6 +91,7 @@ async def assemble(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     mapping: Mapping | None = None,
+    progress_settings: ProgressSettings | None = None,
 ) -> Intake:
     """Start every client and the HTTP server; return the service ready to `serve()` (or to drive in tests)."""
     mapping = mapping or load_mapping(settings.mapping_file)
@@ -102,6 +105,18 @@ async def assemble(
         kafka = producer(kafka_settings, "request-intake")
         await kafka.start()
         runtime.closers.append(kafka.stop)
+        progress = progress_settings or ProgressSettings()
+        beacon = ProgressBeacon(
+            kafka,
+            settings.tickets_topic,
+            producer_id(SERVICE, progress),
+            f"closeloop/{SERVICE}",
+            interval_s=progress.interval_s,
+            marks=SourceMarks() if settings.consume_raw_topics else None,
+        )
+        runtime.loops.append(beacon.run)
+        runtime.stoppers.append(beacon.stop)
+        runtime.closers.append(beacon.close)  # after the ingresses stopped, before the producer closes
 
         dead_letters = RoutedDeadLetters(kafka, SERVICE, settings.dlq_topic, settings.publish_timeout_s)
         ingest = IngestTicket(
@@ -109,6 +124,7 @@ async def assemble(
             TicketStates(pool),
             KafkaTicketPublisher(kafka, settings.tickets_topic, settings.publish_timeout_s),
             metrics,
+            beacon.in_flight,
         )
         deliveries = Deliveries(pool, settings.claim_lease_s)
         receive = ReceiveWebhook(
@@ -125,7 +141,9 @@ async def assemble(
             raw = consumer(kafka_settings, settings.group_id, *settings.raw_topics(), client_suffix="request-intake")
             await raw.start()
             runtime.closers.append(raw.stop)
-            loop = ConsumerLoop(raw, RawTicketRecords(ingest, settings.raw_topics()), dead_letters, metrics)
+            loop = ConsumerLoop(
+                raw, RawTicketRecords(ingest, settings.raw_topics()), dead_letters, metrics, marks=beacon.marks
+            )
             runtime.loops.append(loop.run)
             runtime.stoppers.append(loop.stop)
 
@@ -159,7 +177,7 @@ async def assemble(
         dead_letter_topic=settings.dlq_topic,
         raw_topics=sorted(settings.raw_topics()) if settings.consume_raw_topics else [],
     )
-    return Intake(runtime=runtime, server=server, metrics=metrics)
+    return Intake(runtime=runtime, server=server, metrics=metrics, beacon=beacon)
 
 
 async def bootstrap() -> Runtime:
