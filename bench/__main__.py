@@ -63,7 +63,9 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     for row in rows:
         if row.get("ratio") is not None:
             ratios.add_row(row["benchmark"], row["metric"], f"{row['ratio']:.3f}", str(row.get("ratio_to", "")))
-    absolute = Table(title=f"Absolute figures ({info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']})")
+    absolute = Table(
+        title=f"Absolute figures ({info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']})"
+    )
     for column in ("benchmark", "metric", "value", "unit"):
         absolute.add_column(column)
     for row in rows:

@@ -29,6 +29,8 @@ from closeloop.settings import ProgressSettings
 
 log = get_logger(__name__)
 Clock = Callable[[], datetime]
+# Longest wait for one round of progress records (a broker away must not block the service's shutdown).
+PUBLISH_TIMEOUT_S = 5.0
 
 
 def utcnow() -> datetime:
@@ -156,7 +158,7 @@ class ProgressBeacon:
         """Publish until stopped; a failed send is logged and retried on the next interval."""
         while not self._stop.is_set():
             try:
-                await self.publish_once()
+                await asyncio.wait_for(self.publish_once(), PUBLISH_TIMEOUT_S)
             except Exception as exc:  # the broker may be away; consumers then hold, which is the point
                 log.warning("progress record not published", topic=self.topic, error=repr(exc))
             with contextlib.suppress(TimeoutError):
@@ -168,6 +170,6 @@ class ProgressBeacon:
     async def close(self) -> None:
         """Tell consumers this producer is gone, so they stop waiting for it (best effort)."""
         try:
-            await self.publish_once(closing=True)
+            await asyncio.wait_for(self.publish_once(closing=True), PUBLISH_TIMEOUT_S)
         except Exception as exc:
             log.warning("closing progress record not published", topic=self.topic, error=repr(exc))

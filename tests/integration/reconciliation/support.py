@@ -25,6 +25,7 @@ from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import SnapshotMarker
 from closeloop.kafka import producer
 from closeloop.metrics import ServiceMetrics
+from closeloop.progress_beacon import ProgressBeacon
 from closeloop.settings import KafkaSettings
 from reconciliation.app import Reconciler
 from reconciliation.bootstrap import build
@@ -33,6 +34,7 @@ from tests.support.kafka_helpers import read_topic, unique
 from tests.unit.reconciliation.scenarios import GRACE, GRANTS, RECORDS, TICKETS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+PROGRESS_INTERVAL_S = 0.2
 
 POLICY_ENV = {
     "grant_before_approval_grace": GRACE,
@@ -44,6 +46,7 @@ POLICY_ENV = {
     "commit_interval_s": 0.5,
     "session_timeout_s": 6.0,
     "expiry_required_resources": ("okta:adminrole:*",),
+    "itsm_delivery_allowance": timedelta(0),
 }
 
 
@@ -134,12 +137,25 @@ async def read_alerts(kafka: KafkaSettings, topic: str, *, until_count: int = 0,
 
 
 @asynccontextmanager
-async def running_inputs(kafka: KafkaSettings, settings: ReconciliationSettings) -> AsyncIterator[Inputs]:
+async def running_inputs(
+    kafka: KafkaSettings, settings: ReconciliationSettings, *, progress: bool = True
+) -> AsyncIterator[Inputs]:
+    """A producer for the scenario inputs; with `progress`, it also publishes the progress records
+    request-intake and the connectors publish (every input sent is acknowledged before the next one)."""
     prod = producer(kafka)
     await prod.start()
+    beacons = [
+        ProgressBeacon(prod, topic, f"test-{role}@inputs", "closeloop/test", interval_s=PROGRESS_INTERVAL_S)
+        for role, topic in ((TICKETS, settings.tickets_topic), (GRANTS, settings.grants_topic))
+        if progress
+    ]
+    tasks = [asyncio.create_task(beacon.run()) for beacon in beacons]
     try:
         yield Inputs(kafka, settings, prod)
     finally:
+        for beacon in beacons:
+            beacon.stop()
+        await asyncio.gather(*tasks)
         await prod.stop()
 
 
