@@ -138,16 +138,16 @@ async def read_alerts(kafka: KafkaSettings, topic: str, *, until_count: int = 0,
 
 @asynccontextmanager
 async def running_inputs(
-    kafka: KafkaSettings, settings: ReconciliationSettings, *, progress: bool = True
+    kafka: KafkaSettings, settings: ReconciliationSettings, *, progress: tuple[str, ...] = (TICKETS, GRANTS)
 ) -> AsyncIterator[Inputs]:
-    """A producer for the scenario inputs; with `progress`, it also publishes the progress records
+    """A producer for the scenario inputs; for the `progress` roles it also publishes the progress records
     request-intake and the connectors publish (every input sent is acknowledged before the next one)."""
     prod = producer(kafka)
     await prod.start()
     beacons = [
         ProgressBeacon(prod, topic, f"test-{role}@inputs", "closeloop/test", interval_s=PROGRESS_INTERVAL_S)
         for role, topic in ((TICKETS, settings.tickets_topic), (GRANTS, settings.grants_topic))
-        if progress
+        if role in progress
     ]
     tasks = [asyncio.create_task(beacon.run()) for beacon in beacons]
     try:
