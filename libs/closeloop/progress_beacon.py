@@ -98,6 +98,7 @@ class ProgressBeacon:
         interval_s: float,
         marks: SourceMarks | None = None,
         in_flight: InFlight | None = None,
+        backfill: bool = False,
         clock: Clock = utcnow,
     ) -> None:
         self._producer = producer
@@ -109,6 +110,7 @@ class ProgressBeacon:
         self.in_flight = in_flight or InFlight(clock)
         self._clock = clock
         self._hold: datetime | None = None
+        self._backfill = backfill
         self._stop = asyncio.Event()
         self.published = 0
 
@@ -139,6 +141,7 @@ class ProgressBeacon:
                 producer=self.producer_name,
                 watermark=watermark,
                 in_flight=len(self.in_flight),
+                backfill=self._backfill,
                 closing=closing,
                 occurred_at=now,
                 source=self._source,

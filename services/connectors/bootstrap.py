@@ -117,7 +117,12 @@ async def open_ingestion(
     if backfill_progress is not None:
         name = f"{producer_id(SERVICE, backfill_progress)}/replay-{os.getpid()}"
         beacon = ProgressBeacon(
-            kafka_producer, settings.grants_topic, name, f"closeloop/{SERVICE}", interval_s=backfill_progress.interval_s
+            kafka_producer,
+            settings.grants_topic,
+            name,
+            f"closeloop/{SERVICE}",
+            interval_s=backfill_progress.interval_s,
+            backfill=True,
         )
         sink = HeldSink(sink, beacon)
     ingest = IngestRecords(

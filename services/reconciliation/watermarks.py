@@ -49,6 +49,7 @@ WAITS: dict[DriftRule, tuple[str, ...]] = {
 class _Producer:
     watermark: datetime
     heard_at: datetime
+    backfill: bool = False
 
 
 @dataclass
@@ -102,11 +103,12 @@ class WatermarkBook:
             producers.pop(progress.producer, None)
         else:
             # The latest record of a producer wins, also when it is lower (a replay announcing its hold).
-            producers[progress.producer] = _Producer(progress.watermark, now)
+            producers[progress.producer] = _Producer(progress.watermark, now, progress.backfill)
         return self._released(partition, now)
 
-    def watermark(self, partition: int, stream: str, now: datetime) -> datetime | None:
-        """The stream's watermark on a join partition, or None while it is not known."""
+    def watermark(self, partition: int, stream: str, now: datetime, *, live_only: bool = False) -> datetime | None:
+        """The stream's watermark on a join partition, or None while it is not known. `live_only` leaves
+        backfills out (how far the live producers are, for stall detection)."""
         join = self._joins.get(partition)
         if join is None:
             return None
@@ -116,7 +118,11 @@ class WatermarkBook:
         for (name, _), producers in join.sources.items():
             if name != stream:
                 continue
-            live = [p for p in producers.values() if now - p.heard_at <= self.producer_expiry]
+            live = [
+                p
+                for p in producers.values()
+                if now - p.heard_at <= self.producer_expiry and not (live_only and p.backfill)
+            ]
             if not live:
                 return None
             heard += 1
@@ -124,13 +130,15 @@ class WatermarkBook:
             lowest = low if lowest is None else min(lowest, low)
         if heard < expected or lowest is None:
             return None
-        self._last_known[stream] = max(lowest, self._last_known.get(stream, lowest))
+        if live_only:
+            self._last_known[stream] = max(lowest, self._last_known.get(stream, lowest))
         return lowest
 
     def lag(self, partitions: Iterable[int], stream: str, now: datetime) -> tuple[datetime | None, timedelta]:
-        """How far behind processing time the stream is on this worker (the best of its join partitions):
-        the watermark (None when unknown) and the lag from it, or from the last known one / the start."""
-        marks = [m for p in partitions if (m := self.watermark(p, stream, now)) is not None]
+        """How far behind processing time the stream's live producers are on this worker (the best of its join
+        partitions): the watermark (None when unknown) and the lag from it, or from the last known one / the
+        start. A backfill holding the watermark back is not a stall."""
+        marks = [m for p in partitions if (m := self.watermark(p, stream, now, live_only=True)) is not None]
         if marks:
             best = max(marks)
             return best, max(now - best, timedelta(0))

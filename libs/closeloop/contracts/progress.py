@@ -41,6 +41,11 @@ class StreamProgress(Envelope):
         "oldest receipt time still in flight, or `occurred_at` when nothing is."
     )
     in_flight: int = Field(default=0, ge=0, description="Inputs received but not yet published when this was sent.")
+    backfill: bool = Field(
+        default=False,
+        description="The producer replays old records (`closeloop replay`): it holds the watermark at the oldest of "
+        "them until it closes, and its lag is not a stalled input.",
+    )
     closing: bool = Field(
         default=False,
         description="The producer stops publishing here (graceful shutdown, end of a replay): forget it instead "

@@ -34,7 +34,12 @@ def book(started_at: datetime = BASE) -> WatermarkBook:
 
 
 def progress(
-    topic: str, partition: int, watermark: datetime, producer: str = "p@1", closing: bool = False
+    topic: str,
+    partition: int,
+    watermark: datetime,
+    producer: str = "p@1",
+    closing: bool = False,
+    backfill: bool = False,
 ) -> StreamProgress:
     result: StreamProgress = StreamProgress.create(
         stream=topic,
@@ -42,6 +47,7 @@ def progress(
         producer=producer,
         watermark=watermark,
         closing=closing,
+        backfill=backfill,
         occurred_at=watermark,
         source="closeloop/test",
         correlation_id=producer,
@@ -62,11 +68,13 @@ class GatedHarness(Harness):
             stall_limit=timedelta(minutes=1),
         )
 
-    def advance(self, stream_topic: str, watermark: datetime, now: datetime, producer: str = "p@1") -> list[Emission]:
+    def advance(
+        self, stream_topic: str, watermark: datetime, now: datetime, producer: str = "p@1", **flags: bool
+    ) -> list[Emission]:
         emissions: list[Emission] = []
         for source in range(SOURCE_PARTITIONS):
             for partition in range(PARTITIONS):
-                record = progress(stream_topic, source, watermark, producer)
+                record = progress(stream_topic, source, watermark, producer, **flags)
                 emissions += self._run(JoinInput("progress", partition, record, origin_partition=source), now)
         return emissions
 
@@ -173,3 +181,18 @@ def test_input_stalled_is_a_valid_ocsf_finding() -> None:
     )
     assert validate_detection_finding(document, OCSF_VERSION) == []
     assert DriftAlert.from_ocsf(document).rule is DriftRule.INPUT_STALLED
+
+
+def test_a_backfill_holds_findings_until_it_closes_but_is_not_a_stall() -> None:
+    harness = GatedHarness()
+    now = BASE + timedelta(days=1)
+    harness.both(now, now)
+    harness.advance("iam.grants.v1", BASE, now, producer="replay", backfill=True)
+    k = key("okta:user:wm5@example.com", "okta:group:00gwm5", "member")
+    harness.feed(grant(k, BASE), now)  # a day-old grant, replayed
+    assert harness.tick(now + timedelta(seconds=1)) == []
+    harness.both(now + timedelta(minutes=10), now + timedelta(minutes=10))
+    assert harness.watch(now + timedelta(minutes=10)) == []  # a day behind, but the live producers are not
+    assert harness.tick(now + timedelta(minutes=10)) == []
+    closed = harness.advance("iam.grants.v1", BASE, now + timedelta(minutes=10), producer="replay", closing=True)
+    assert activities(closed) == [(DriftRule.UNTICKETED_GRANT, AlertActivity.CREATE)]
