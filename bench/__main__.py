@@ -23,7 +23,14 @@ from rich.table import Table
 from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings
 
-BENCHMARKS = ("bench_intake", "bench_connectors", "bench_provisioning", "bench_expiry", "bench_reconciliation")
+BENCHMARKS = (
+    "bench_intake",
+    "bench_connectors",
+    "bench_provisioning",
+    "bench_expiry",
+    "bench_reconciliation",
+    "bench_watermarks",
+)
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 
