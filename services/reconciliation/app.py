@@ -66,7 +66,7 @@ from reconciliation.settings import ReconciliationSettings
 from reconciliation.sinks.alert_record import AlertEncoder
 from reconciliation.store import ENTITLEMENTS, TABLES, UnitOfWork, Write
 from reconciliation.topic_meta import read_range, start_offsets
-from reconciliation.watermarks import GRANTS, TICKETS, WatermarkBook
+from reconciliation.watermarks import WatermarkBook
 
 log = get_logger(__name__)
 
@@ -94,25 +94,6 @@ def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SS
     if protocol == "SSL":
         return faust.SSLCredentials(faust.ssl.create_default_context())  # type: ignore[attr-defined]
     return None
-
-
-def watermark_book(
-    settings: ReconciliationSettings, tickets_partitions: int, grants_partitions: int, now: datetime
-) -> WatermarkBook | None:
-    """The input watermarks the join gates absence findings on; None when no input is tracked."""
-    if not settings.watermark_inputs:
-        return None
-    topics = {TICKETS: settings.tickets_topic, GRANTS: settings.grants_topic}
-    partitions = {TICKETS: tickets_partitions, GRANTS: grants_partitions}
-    allowances = {TICKETS: settings.itsm_delivery_allowance, GRANTS: settings.iam_delivery_allowance}
-    tracked = settings.watermark_inputs
-    return WatermarkBook(
-        {topics[stream]: stream for stream in tracked},
-        {stream: partitions[stream] for stream in tracked},
-        allowances={stream: allowances[stream] for stream in tracked},
-        producer_expiry=settings.watermark_producer_expiry,
-        started_at=now,
-    )
 
 
 def broadcast_kind(event: Envelope) -> str:
@@ -217,7 +198,9 @@ class Reconciler:
         self.extra = ReconcilerMetrics(metrics)
         self.clock = clock
         self.partitions = settings.join_partitions
-        self.watermarks = watermark_book(settings, tickets_partitions or grants_partitions, grants_partitions, clock())
+        self.watermarks = WatermarkBook.from_settings(
+            settings, tickets_partitions or grants_partitions, grants_partitions, clock()
+        )
         self.engine = JoinEngine(
             RulePolicy.from_settings(settings),
             snapshot_copies=grants_partitions,

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from closeloop.contracts.alerts import DriftRule
 from closeloop.contracts.progress import StreamProgress
+from reconciliation.settings import ReconciliationSettings
 
 TICKETS, GRANTS = "tickets", "grants"
 
@@ -59,6 +60,9 @@ class _Partition:
     sources: dict[tuple[str, int], dict[str, _Producer]] = field(default_factory=dict)
     # key -> (stream, required watermark) pairs the key waits for.
     waiting: dict[str, tuple[tuple[str, datetime], ...]] = field(default_factory=dict)
+    # The lowest requirement among the waiting keys, per stream: a progress record that leaves the stream
+    # below it releases nothing, so the waiting keys are not scanned.
+    lowest_need: dict[str, datetime] = field(default_factory=dict)
 
 
 class WatermarkBook:
@@ -81,6 +85,25 @@ class WatermarkBook:
         self.started_at = started_at
         self._joins: dict[int, _Partition] = {}
         self._last_known: dict[str, datetime] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: ReconciliationSettings, tickets_partitions: int, grants_partitions: int, now: datetime
+    ) -> WatermarkBook | None:
+        """The book for the inputs `settings.watermark_inputs` names; None when none is tracked (no gate)."""
+        if not settings.watermark_inputs:
+            return None
+        topics = {TICKETS: settings.tickets_topic, GRANTS: settings.grants_topic}
+        partitions = {TICKETS: tickets_partitions, GRANTS: grants_partitions}
+        allowances = {TICKETS: settings.itsm_delivery_allowance, GRANTS: settings.iam_delivery_allowance}
+        tracked = settings.watermark_inputs
+        return cls(
+            {topics[stream]: stream for stream in tracked},
+            {stream: partitions[stream] for stream in tracked},
+            allowances={stream: allowances[stream] for stream in tracked},
+            producer_expiry=settings.watermark_producer_expiry,
+            started_at=now,
+        )
 
     def _join(self, partition: int) -> _Partition:
         return self._joins.setdefault(partition, _Partition())
@@ -165,7 +188,9 @@ class WatermarkBook:
         join = self._join(partition)
         held = dict(join.waiting.get(key, ()))
         for stream, required in needs:
-            held[stream] = max(required, held.get(stream, required))
+            # The earliest need releases the key: its evaluation re-registers whatever still has to wait.
+            held[stream] = min(required, held.get(stream, required))
+            join.lowest_need[stream] = min(required, join.lowest_need.get(stream, required))
         join.waiting[key] = tuple(held.items())
 
     def waiting(self, partition: int | None = None) -> int:
@@ -176,18 +201,27 @@ class WatermarkBook:
         join = self._join(partition)
         if not join.waiting:
             return []
-        marks: dict[str, datetime | None] = {}
+        marks: dict[str, datetime | None] = {
+            stream: self.watermark(partition, stream, now) for stream in self.partitions
+        }
+        if not any(
+            (mark := marks.get(stream)) is not None and mark >= need for stream, need in join.lowest_need.items()
+        ):
+            return []
         released = []
         for key, needs in list(join.waiting.items()):
             ready = True
             for stream, required in needs:
-                if stream not in marks:
-                    marks[stream] = self.watermark(partition, stream, now)
-                mark = marks[stream]
+                mark = marks.get(stream)
                 if mark is None or mark < required:
                     ready = False
                     break
             if ready:
                 released.append(key)
                 del join.waiting[key]
+        lowest: dict[str, datetime] = {}
+        for needs in join.waiting.values():
+            for stream, required in needs:
+                lowest[stream] = min(required, lowest.get(stream, required))
+        join.lowest_need = lowest
         return released
