@@ -20,8 +20,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,15 +32,13 @@ from closeloop.contracts.alerts import AlertActivity, DriftAlert, DriftRule, par
 from closeloop.contracts.codec import decode
 from closeloop.contracts.progress import StreamProgress, is_stream_progress
 from closeloop.kafka import producer
-from closeloop.metrics import ServiceMetrics
 from closeloop.runtime import Runtime
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, TopicSpec, ensure_topics
 from closeloop_demo import payloads as vendor
 from connectors.bootstrap import build_service
 from connectors.settings import ConnectorsSettings
-from reconciliation.app import Reconciler
-from reconciliation.bootstrap import build
+from reconciliation.bootstrap import in_process
 from reconciliation.settings import ReconciliationSettings
 from request_intake.bootstrap import assemble
 from request_intake.settings import IntakeSettings
@@ -258,24 +255,6 @@ def _first_pass(steps: list[tuple[datetime, datetime]], required: datetime) -> d
     return next((when for mark, when in steps if mark >= required), None)
 
 
-@asynccontextmanager
-async def _reconciler(settings: ReconciliationSettings, kafka: KafkaSettings) -> AsyncIterator[Reconciler]:
-    reconciler, _ = await build(settings, kafka, ServiceMetrics("reconciliation"))
-    task = asyncio.create_task(reconciler.run())
-    deadline = time.monotonic() + 90
-    while not await reconciler.ready():
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("reconciler did not become ready")
-        await asyncio.sleep(0.1)
-    try:
-        yield reconciler
-    finally:
-        reconciler.request_stop()
-        await asyncio.wait_for(task, 90)
-
-
 async def run_burst(
     plan: BurstPlan, kafka: KafkaSettings, database: DatabaseSettings, data_dir: Path, *, settle_timeout_s: float
 ) -> BurstResult:
@@ -328,13 +307,13 @@ async def run_burst(
     connectors = _start((await build_service(connectors_settings, kafka, database, progress)).runtime)
     intake = await start_intake()
     try:
-        async with _reconciler(reconciler_settings, kafka):
+        async with in_process(reconciler_settings, kafka, timeout_s=90):
             await _produce(kafka, topics.okta_raw, burst.okta)  # grants first
             await _produce(kafka, topics.servicenow_raw, burst.servicenow[:half])
             await intake.stop()  # request-intake paused mid-burst
             await _produce(kafka, topics.servicenow_raw, burst.servicenow[half:])
         # The reconciler restarts while the tickets wait behind the paused intake.
-        async with _reconciler(reconciler_settings, kafka):
+        async with in_process(reconciler_settings, kafka, timeout_s=90):
             await asyncio.sleep(plan.pause_s)
             intake = await start_intake()
             deadline = time.monotonic() + settle_timeout_s

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from closeloop.contracts.codec import cloudevents_headers, encode
 from closeloop.contracts.progress import StreamProgress
 from closeloop.logging import get_logger
+from closeloop.runtime import Runtime
 from closeloop.settings import ProgressSettings
 
 log = get_logger(__name__)
@@ -176,3 +177,30 @@ class ProgressBeacon:
             await asyncio.wait_for(self.publish_once(closing=True), PUBLISH_TIMEOUT_S)
         except Exception as exc:
             log.warning("closing progress record not published", topic=self.topic, error=repr(exc))
+
+
+def attach_beacon(
+    runtime: Runtime,
+    producer: AIOKafkaProducer,
+    topic: str,
+    service: str,
+    settings: ProgressSettings,
+    *,
+    raw_consumer: bool,
+    in_flight: InFlight | None = None,
+) -> ProgressBeacon:
+    """A service's beacon on its output topic, run by its runtime and closed (`closing`) after the ingresses
+    stopped and before the producer closes (register it right after the producer's closer)."""
+    beacon = ProgressBeacon(
+        producer,
+        topic,
+        producer_id(service, settings),
+        f"closeloop/{service}",
+        interval_s=settings.interval_s,
+        marks=SourceMarks() if raw_consumer else None,
+        in_flight=in_flight,
+    )
+    runtime.loops.append(beacon.run)
+    runtime.stoppers.append(beacon.stop)
+    runtime.closers.append(beacon.close)
+    return beacon

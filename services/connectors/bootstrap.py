@@ -24,7 +24,7 @@ from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.ops import HttpServer, Readiness, add_ops_routes
-from closeloop.progress_beacon import ProgressBeacon, SourceMarks, producer_id
+from closeloop.progress_beacon import ProgressBeacon, attach_beacon, producer_id
 from closeloop.runtime import Runtime
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, dlq, ensure_topics
@@ -208,20 +208,15 @@ async def build_service(
 
     runtime = Runtime(name=SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     runtime.closers.append(ingestion.close)
-    progress = progress_settings or ProgressSettings()
-    consumes_raw = settings.consume_raw_topics and bool(settings.sources)
-    beacon = ProgressBeacon(
+    beacon = attach_beacon(
+        runtime,
         kafka_producer,
         settings.grants_topic,
-        producer_id(SERVICE, progress),
-        f"closeloop/{SERVICE}",
-        interval_s=progress.interval_s,
-        marks=SourceMarks() if consumes_raw else None,
+        SERVICE,
+        progress_settings or ProgressSettings(),
+        raw_consumer=settings.consume_raw_topics and bool(settings.sources),
         in_flight=ingestion.ingest.in_flight,
     )
-    runtime.loops.append(beacon.run)
-    runtime.stoppers.append(beacon.stop)
-    runtime.closers.append(beacon.close)  # after the ingresses stopped, before the producer closes
     raw_consumer: AIOKafkaConsumer | None = None
     if settings.consume_raw_topics and settings.sources:
         processor = RawTopicProcessor(ingestion.ingest, {settings.raw_topic(s): s for s in settings.sources})

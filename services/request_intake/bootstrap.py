@@ -15,7 +15,7 @@ from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness
-from closeloop.progress_beacon import ProgressBeacon, SourceMarks, producer_id
+from closeloop.progress_beacon import ProgressBeacon, attach_beacon
 from closeloop.runtime import Runtime
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, all_topic_specs, ensure_topics
@@ -105,18 +105,14 @@ async def assemble(
         kafka = producer(kafka_settings, "request-intake")
         await kafka.start()
         runtime.closers.append(kafka.stop)
-        progress = progress_settings or ProgressSettings()
-        beacon = ProgressBeacon(
+        beacon = attach_beacon(
+            runtime,
             kafka,
             settings.tickets_topic,
-            producer_id(SERVICE, progress),
-            f"closeloop/{SERVICE}",
-            interval_s=progress.interval_s,
-            marks=SourceMarks() if settings.consume_raw_topics else None,
+            SERVICE,
+            progress_settings or ProgressSettings(),
+            raw_consumer=settings.consume_raw_topics,
         )
-        runtime.loops.append(beacon.run)
-        runtime.stoppers.append(beacon.stop)
-        runtime.closers.append(beacon.close)  # after the ingresses stopped, before the producer closes
 
         dead_letters = RoutedDeadLetters(kafka, SERVICE, settings.dlq_topic, settings.publish_timeout_s)
         ingest = IngestTicket(

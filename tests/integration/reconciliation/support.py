@@ -24,11 +24,10 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import SnapshotMarker
 from closeloop.kafka import producer
-from closeloop.metrics import ServiceMetrics
 from closeloop.progress_beacon import ProgressBeacon
 from closeloop.settings import KafkaSettings
 from reconciliation.app import Reconciler
-from reconciliation.bootstrap import build
+from reconciliation.bootstrap import in_process as running_reconciler
 from reconciliation.settings import ReconciliationSettings
 from tests.support.kafka_helpers import read_topic, unique
 from tests.unit.reconciliation.scenarios import GRACE, GRANTS, RECORDS, TICKETS
@@ -162,20 +161,8 @@ async def running_inputs(
 @asynccontextmanager
 async def in_process(kafka: KafkaSettings, settings: ReconciliationSettings) -> AsyncIterator[Reconciler]:
     """A reconciler in this event loop; ready (assigned, recovered) when the block starts."""
-    reconciler, _ = await build(settings, kafka, ServiceMetrics("reconciliation"))
-    task = asyncio.create_task(reconciler.run())
-    deadline = time.monotonic() + 60
-    while not await reconciler.ready():
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("reconciler did not become ready")
-        await asyncio.sleep(0.1)
-    try:
+    async with running_reconciler(settings, kafka) as reconciler:
         yield reconciler
-    finally:
-        reconciler.request_stop()
-        await asyncio.wait_for(task, 60)
 
 
 class Subprocess:
