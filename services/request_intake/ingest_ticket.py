@@ -70,14 +70,14 @@ class IngestTicket:
         self._publisher = publisher
         self._metrics = metrics
         # Receipt times of deliveries being published, for the tickets topic's progress records.
-        self._in_flight = in_flight or InFlight()
+        self.in_flight = in_flight or InFlight()
 
     def normalize(self, system: str, payload: Any) -> Normalized:
         """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet)."""
         return normalize(system, payload, self._mapping)
 
     async def apply(self, items: Normalized, input_name: str) -> list[Outcome]:
-        with self._in_flight.receiving():
+        with self.in_flight.receiving():
             return await self._apply(items, input_name)
 
     async def _apply(self, items: Normalized, input_name: str) -> list[Outcome]:
