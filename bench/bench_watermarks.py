@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ from closeloop.settings import DatabaseSettings, KafkaSettings
 
 PAIRS = 10_000
 PAUSE_S = 60.0
+# The one-minute grace windows; the default ITSM delivery allowance covers the time the burst takes to
+# reach the raw topics on a loaded machine; request-intake working off 20,000 records is not a stall.
+WINDOWS: dict[str, Any] = {
+    "grace": timedelta(minutes=1),
+    "itsm_allowance": timedelta(seconds=30),
+    "stall_limit": timedelta(minutes=30),
+}
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -52,7 +60,7 @@ def _rows(label: str, plan: BurstPlan, result: BurstResult) -> list[dict[str, An
 async def run(kafka_settings: KafkaSettings, database_settings: DatabaseSettings) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-wm-") as folder:
-        gated = BurstPlan(pairs=PAIRS, drift=PAIRS // 200, pause_s=PAUSE_S)
+        gated = BurstPlan(pairs=PAIRS, drift=PAIRS // 200, pause_s=PAUSE_S, **WINDOWS)
         result = await run_burst(gated, kafka_settings, database_settings, Path(folder) / "gated", settle_timeout_s=600)
         rows += _rows("watermarks", gated, result)
         latencies_ms = [s * 1000 for s in result.latencies_s]
@@ -68,7 +76,7 @@ async def run(kafka_settings: KafkaSettings, database_settings: DatabaseSettings
                 "unit": "ms",
             },
         ]
-        baseline = BurstPlan(pairs=2_000, drift=10, pause_s=PAUSE_S, watermarks=False)
+        baseline = BurstPlan(pairs=2_000, drift=10, pause_s=PAUSE_S, watermarks=False, **WINDOWS)
         result = await run_burst(
             baseline, kafka_settings, database_settings, Path(folder) / "clock", settle_timeout_s=300
         )

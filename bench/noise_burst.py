@@ -49,8 +49,12 @@ class BurstPlan:
     pairs: int
     drift: int  # of each kind: unticketed grants, and fulfilled tickets whose grant never appears
     pause_s: float
-    grace: timedelta = timedelta(seconds=5)
-    itsm_allowance: timedelta = timedelta(seconds=1)
+    # The ServiceNow records reach the raw topic up to (publishing time + the intake stop) after their
+    # event time: the grace window plus the ITSM delivery allowance must cover that delivery delay, as in a
+    # deployment (the run reports the delay it had).
+    grace: timedelta = timedelta(seconds=10)
+    itsm_allowance: timedelta = timedelta(seconds=10)
+    stall_limit: timedelta = timedelta(minutes=5)
     progress_interval_s: float = 0.25
     seed: int = 14
     # False: the reconciler judges absence by the clock alone (the baseline the watermarks are measured against).
@@ -63,6 +67,8 @@ class BurstResult:
     alerts: list[DriftAlert]
     latencies_s: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    # From the records' event time to the last of them on the raw topics (the "ITSM delivery delay").
+    delivery_delay_s: float = 0.0
 
     @property
     def creates(self) -> list[DriftAlert]:
@@ -157,6 +163,7 @@ class _Burst:
     expected: set[tuple[str, DriftRule]]
     # (key, rule) -> the event time at which the finding became due
     due: dict[tuple[str, DriftRule], datetime]
+    built_at: datetime
 
 
 def _build(plan: BurstPlan, tag: str) -> _Burst:
@@ -192,7 +199,7 @@ def _build(plan: BurstPlan, tag: str) -> _Burst:
         due[k] = now.replace(microsecond=0) + plan.grace  # ServiceNow stamps to the second
     rng.shuffle(okta)
     rng.shuffle(servicenow)
-    return _Burst(okta, servicenow, expected, due)
+    return _Burst(okta, servicenow, expected, due, now)
 
 
 async def _produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> None:
@@ -275,7 +282,7 @@ async def run_burst(
         fulfilment_grace=plan.grace,
         itsm_delivery_allowance=plan.itsm_allowance,
         watermark_inputs=("tickets", "grants") if plan.watermarks else (),
-        input_stall_limit=timedelta(seconds=plan.pause_s + 120),
+        input_stall_limit=plan.stall_limit,
         timer_interval_s=0.25,
         commit_interval_s=0.5,
         session_timeout_s=6.0,
@@ -312,6 +319,7 @@ async def run_burst(
             await _produce(kafka, topics.servicenow_raw, burst.servicenow[:half])
             await intake.stop()  # request-intake paused mid-burst
             await _produce(kafka, topics.servicenow_raw, burst.servicenow[half:])
+            delivered_at = datetime.now(UTC)
         # The reconciler restarts while the tickets wait behind the paused intake.
         async with in_process(reconciler_settings, kafka, timeout_s=90):
             await asyncio.sleep(plan.pause_s)
@@ -343,4 +351,5 @@ async def run_burst(
         alerts=[a for a, _ in alerts],
         latencies_s=latencies,
         elapsed_s=time.monotonic() - started,
+        delivery_delay_s=(delivered_at - burst.built_at).total_seconds(),
     )
