@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.noise_burst import BurstPlan, BurstResult, run_burst
+from closeloop.contracts.alerts import DriftRule
 from closeloop.settings import DatabaseSettings, KafkaSettings
 
 PAIRS = 10_000
@@ -49,6 +50,12 @@ def _rows(label: str, plan: BurstPlan, result: BurstResult) -> list[dict[str, An
             "unit": f"of {len(result.expected)}",
         },
         {"metric": f"{label}: alerts closed again", "value": len(result.closes), "unit": "alerts"},
+        {
+            "metric": f"{label}: INPUT_STALLED raised",
+            "value": len([a for a in result.creates if a.rule is DriftRule.INPUT_STALLED]),
+            "unit": "alerts",
+        },
+        {"metric": f"{label}: ITSM delivery delay in the burst", "value": result.delivery_delay_s, "unit": "s"},
         {
             "metric": f"{label}: run time",
             "value": result.elapsed_s,

@@ -5,7 +5,8 @@ Each benign pair is an approved ServiceNow RITM (closed complete) and the matchi
 canonical ids. The Okta events go to the connectors' raw topic first (grants before tickets), the ServiceNow
 records to request-intake's raw topic in shuffled order (a closed revision may overtake its approval). Half way
 through the tickets request-intake stops; it resumes after `pause_s`, long after every grace window ended in
-event time. The reconciler is stopped and started again during the pause. Drift: Okta memberships nobody
+event time. The reconciler is down from the end of the grants until the intake has paused (an outage it
+catches up from), then runs through the pause. Drift: Okta memberships nobody
 asked for (UNTICKETED_GRANT) and closed-complete RITMs whose membership never appears (FULFILMENT_MISSING).
 
 Used by the integration test (a few hundred pairs, seconds of pause) and by `make bench` (10,000 pairs,
@@ -316,11 +317,12 @@ async def run_burst(
     try:
         async with in_process(reconciler_settings, kafka, timeout_s=90):
             await _produce(kafka, topics.okta_raw, burst.okta)  # grants first
-            await _produce(kafka, topics.servicenow_raw, burst.servicenow[:half])
-            await intake.stop()  # request-intake paused mid-burst
-            await _produce(kafka, topics.servicenow_raw, burst.servicenow[half:])
-            delivered_at = datetime.now(UTC)
-        # The reconciler restarts while the tickets wait behind the paused intake.
+        # The reconciler is down (an outage) while the rest of the burst comes in and request-intake pauses.
+        await _produce(kafka, topics.servicenow_raw, burst.servicenow[:half])
+        await intake.stop()
+        await _produce(kafka, topics.servicenow_raw, burst.servicenow[half:])
+        delivered_at = datetime.now(UTC)
+        # Restarted, it catches up on grants and half the tickets while the other half waits behind the intake.
         async with in_process(reconciler_settings, kafka, timeout_s=90):
             await asyncio.sleep(plan.pause_s)
             intake = await start_intake()

@@ -4,6 +4,7 @@ restarted during the pause, creates no alert; the drift mixed in raises exactly 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.integration
 async def test_burst_with_paused_intake_and_restarted_reconciler_raises_exactly_the_drift(
     kafka_settings: KafkaSettings, database_settings: DatabaseSettings, tmp_path: Path
 ) -> None:
-    plan = BurstPlan(pairs=300, drift=5, pause_s=25.0)
+    window = timedelta(seconds=6)
+    plan = BurstPlan(pairs=300, drift=5, pause_s=15.0, grace=window, itsm_allowance=window)
     result = await run_burst(plan, kafka_settings, database_settings, tmp_path, settle_timeout_s=120)
     # The scenario holds only if the tickets reached the raw topic within grace + allowance of their time.
     assert result.delivery_delay_s < (plan.grace + plan.itsm_allowance).total_seconds()
