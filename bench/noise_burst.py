@@ -32,7 +32,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from closeloop.contracts.alerts import AlertActivity, DriftAlert, DriftRule, parse_alert
 from closeloop.contracts.codec import decode
 from closeloop.contracts.progress import StreamProgress, is_stream_progress
-from closeloop.kafka import producer
+from closeloop.kafka import client_options, producer
 from closeloop.runtime import Runtime
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, TopicSpec, ensure_topics
@@ -217,7 +217,7 @@ async def _produce(kafka: KafkaSettings, topic: str, values: list[bytes]) -> Non
 async def _read(kafka: KafkaSettings, topic: str, *, idle_s: float = 1.0) -> list[ConsumerRecord[bytes, bytes]]:
     """Everything on `topic` now (stops after `idle_s` without records)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(kafka, "noise-burst-read"), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

@@ -74,7 +74,7 @@ async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_s
     if source not in settings.sources:
         settings = settings.model_copy(update={"sources": [*settings.sources, source]})
     ingestion = await open_ingestion(
-        settings, KafkaSettings(), DatabaseSettings(), backfill_progress=ProgressSettings()
+        settings, KafkaSettings(), DatabaseSettings().for_service("connectors"), backfill_progress=ProgressSettings()
     )
     try:
         with Progress(
@@ -170,7 +170,7 @@ def aliases_load(
 
 
 async def _load(file: Path) -> int:
-    pool = await create_pool(DatabaseSettings())
+    pool = await create_pool(DatabaseSettings().for_service("connectors"))
     try:
         return await load_aliases(pool, file)
     finally:
@@ -190,7 +190,7 @@ def aliases_resolve(
 
 
 async def _resolve(name: str) -> str | None:
-    pool = await create_pool(DatabaseSettings())
+    pool = await create_pool(DatabaseSettings().for_service("connectors"))
     try:
         return await resolve_identity(pool, name)
     finally:

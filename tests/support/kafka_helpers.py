@@ -10,6 +10,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from closeloop.contracts.progress import is_stream_progress
+from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
 
 
@@ -30,7 +31,7 @@ async def read_topic(
     Progress records (which request-intake and the connectors interleave with their data) are left out unless
     asked for."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(settings, "read-until"), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
