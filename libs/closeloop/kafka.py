@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from closeloop.contracts.base import Envelope
@@ -62,3 +63,42 @@ async def publish_many(producer_: AIOKafkaProducer, topic: str, events: list[Env
     futures = [await producer_.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events]
     for future in futures:
         await future
+
+
+def reader(settings: KafkaSettings, client_suffix: str = "reader") -> AIOKafkaConsumer:
+    """A group-less consumer for tools: explicit partitions and offsets, never commits."""
+    return AIOKafkaConsumer(
+        **_common(settings, client_suffix),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+async def read_to_end(
+    settings: KafkaSettings, topic: str, client_suffix: str = "reader", poll_timeout_ms: int = 500
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic`, partition by partition in offset order, up to the end as of the call.
+
+    Raises LookupError when the topic does not exist.
+    """
+    consumer = reader(settings, client_suffix)
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():  # also fetches the metadata partitions_for_topic needs
+            raise LookupError(f"topic {topic} does not exist")
+        partitions = consumer.partitions_for_topic(topic) or set()
+        for partition in sorted(partitions):
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=poll_timeout_ms)
+                for record in batch.get(tp, []):
+                    if record.offset < end:
+                        yield record
+    finally:
+        await consumer.stop()
+

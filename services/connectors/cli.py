@@ -21,6 +21,7 @@ from closeloop.db import create_pool
 from closeloop.kafka import producer
 from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.topics import dlq
 from connectors.bootstrap import load_aliases, open_ingestion
 from connectors.ingest_records import IngestSummary
 from connectors.registry import SOURCES
@@ -67,7 +68,8 @@ def replay(
     summary = asyncio.run(_replay(settings, source, file, batch_size))
     console.print(_summary_table(source, summary))
     if summary.dead_lettered:
-        console.print(f"[yellow]{summary.dead_lettered} record(s) dead-lettered to {settings.grants_topic}.dlq[/]")
+        target = dlq(settings.raw_topic(source))
+        console.print(f"[yellow]{summary.dead_lettered} record(s) dead-lettered to {target}[/]")
 
 
 async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_size: int) -> IngestSummary:
