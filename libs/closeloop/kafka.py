@@ -65,6 +65,22 @@ async def publish_many(producer_: AIOKafkaProducer, topic: str, events: list[Env
         await future
 
 
+async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition numbers of `topic`; LookupError when it does not exist."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        # Listed first: describing a missing topic would create it where the broker auto-creates topics.
+        if topic not in await admin.list_topics():
+            raise LookupError(f"topic {topic} does not exist")
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if not described or described[0].get("error_code") or not described[0].get("partitions"):
+        raise LookupError(f"topic {topic} has no partitions")
+    return sorted(p["partition"] for p in described[0]["partitions"])
+
+
 def reader(settings: KafkaSettings, client_suffix: str = "reader") -> AIOKafkaConsumer:
     """A group-less consumer for tools: explicit partitions and offsets, never commits."""
     return AIOKafkaConsumer(
@@ -83,13 +99,11 @@ async def read_to_end(
 
     Raises LookupError when the topic does not exist.
     """
+    partitions = await partitions_of(settings, topic)
     consumer = reader(settings, client_suffix)
     await consumer.start()
     try:
-        if topic not in await consumer.topics():  # also fetches the metadata partitions_for_topic needs
-            raise LookupError(f"topic {topic} does not exist")
-        partitions = consumer.partitions_for_topic(topic) or set()
-        for partition in sorted(partitions):
+        for partition in partitions:
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
             await consumer.seek_to_beginning(tp)

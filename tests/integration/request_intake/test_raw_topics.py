@@ -89,6 +89,7 @@ async def test_raw_records_that_cannot_be_mapped_go_to_the_same_dead_letter_topi
     mine = [r for r in letters if r.value and marker.encode() in r.value]
     assert [r.value for r in mine] == [bad_json, encode(unmappable)]
     assert [header(r, "dlq_source_topic") for r in mine] == [raw_topic, raw_topic]
+    assert [header(r, "dlq_kind") for r in mine] == ["malformed", "malformed"]
     assert (header(mine[0], "dlq_reason") or "").startswith("invalid_json: <body>")
     assert header(mine[1], "dlq_reason") == (
         "unmappable: variables.access_resource: missing; required for access_request tickets"
