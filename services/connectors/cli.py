@@ -37,7 +37,7 @@ console = Console(stderr=True)
 
 def _summary_table(source: str, summary: IngestSummary) -> Table:
     table = Table(title=f"replay {source}")
-    table.add_column("records")
+    table.add_column("records", overflow="fold")
     table.add_column("count", justify="right")
     for name, value in summary.as_dict().items():
         table.add_row(name.replace("_", " "), str(value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -102,6 +103,10 @@ def test_sweep_dry_run_changes_nothing_and_sweep_catches_up(expiry_db: DatabaseS
     code, output = run_cli(expiry_db, topics, "sweep", "--dry-run")
     assert code == 0, output
     assert "revoke (expiry)" in output
+    code, output = run_cli(expiry_db, topics, "sweep", "--dry-run", "--json")
+    assert code == 0, output
+    plans = {plan["phase"]: plan for plan in json.loads(output)}
+    assert any(plan["actions"].get("revoke (expiry)", 0) >= 1 for plan in plans.values())
     record, _ = asyncio.run(_load(expiry_db, key))
     assert record is not None
     assert record.status is EntitlementStatus.ACTIVE

@@ -76,6 +76,12 @@ async def test_unexpected_failure_lands_in_the_inputs_dlq_and_replays_after_the_
         ]
         assert listed[0]["value"] == ldap.decode()
         assert listed[0]["original_headers"] == {"ce_id": "evt-ldap"}
+        # Piped, the listing is tab-separated with each value whole.
+        header, *rows = [line.split("\t") for line in (await closeloop("dlq", "list", topic)).stdout.splitlines()]
+        assert header == ["partition", "offset", "kind", "reason", "origin", "failed_at", "replay_onto"]
+        assert [(r[2], r[3], r[4], r[6]) for r in rows] == [
+            ("unexpected", "processing failed: KeyError: 'ldap'", f"kafka {topic}/0/0", topic)
+        ]
 
         dry = await closeloop("dlq", "replay", f"{dlq(topic)}", "--dry-run", "--kind", "unexpected")
         assert "would be replayed" in dry.stderr
