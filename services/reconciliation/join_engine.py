@@ -20,13 +20,13 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker, SnapshotPhase
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from reconciliation.apply_grant import apply_grant
 from reconciliation.apply_record import apply_record
 from reconciliation.apply_status import apply_credential, apply_status, index_key
 from reconciliation.lifecycle import AlertChange, decide
 from reconciliation.merge_ticket import merge_ticket, put_ticket
-from reconciliation.routing import person_of, ticket_key, ticket_principal
 from reconciliation.rules import evaluate_all, next_check
 from reconciliation.rules.base import JoinView, RulePolicy, Trigger
 from reconciliation.state import AlertSlots, EntitlementState, PersonTickets, PrincipalState, SnapshotProgress
@@ -135,10 +135,11 @@ class JoinEngine:
         return list(indexed.resource_keys(state.resource))
 
     def _ticket(self, uow: UnitOfWork, event: TicketEvent) -> list[str]:
-        principal = ticket_principal(event)
+        meaning = interpret(event)
+        principal = meaning.beneficiary.principal
         if principal is None:
             return []
-        key = ticket_key(event, principal)
+        key = str(meaning.entitlement) if meaning.entitlement is not None else None
         if key is not None:
             return self._keyed(
                 uow,
@@ -160,7 +161,7 @@ class JoinEngine:
         return list(state.keys)
 
     def _person_ticket(self, uow: UnitOfWork, event: TicketEvent, partition: int) -> list[str]:
-        person = person_of(event)
+        person = interpret(event).beneficiary.person
         if person is None:
             return []
         slot = person_slot(person, partition)
