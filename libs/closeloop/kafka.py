@@ -115,4 +115,3 @@ async def read_to_end(
                         yield record
     finally:
         await consumer.stop()
-

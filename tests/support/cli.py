@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from closeloop_cli.main import app
 

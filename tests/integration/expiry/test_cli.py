@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -31,7 +32,7 @@ def run_cli(database: DatabaseSettings, topics: RecordTopics, *args: str) -> tup
     return result.exit_code, result.output
 
 
-async def _seed(database: DatabaseSettings, topics: RecordTopics, key: EntitlementKey, **fields: object) -> None:
+async def _seed(database: DatabaseSettings, topics: RecordTopics, key: EntitlementKey, **fields: Any) -> None:
     pool = await asyncpg.create_pool(database.url.get_secret_value(), min_size=1, max_size=2)
     try:
         await seed(pool, key, FakeClock(datetime.now(UTC) - timedelta(days=1)), topics, **fields)

@@ -62,12 +62,16 @@ async def test_unmappable_webhook_is_replayed_from_the_raw_topics_dlq_after_the_
 
     # The fix: the site mapping reads the resource from the catalog's variable too.
     fixed = tmp_path / "mapping.yaml"
-    fixed.write_text("servicenow:\n  fields:\n    access_resource: [variables.access_resource, variables.u_okta_group]\n")
+    fixed.write_text(
+        "servicenow:\n  fields:\n    access_resource: [variables.access_resource, variables.u_okta_group]\n"
+    )
     after = await start_intake(kafka_settings, database_settings, mapping_file=fixed, **topics)
     try:
         await closeloop("dlq", "replay", raw_topic, "--reason", "access_resource")
         records = await read_topic(
-            kafka_settings, topics["tickets_topic"], until=lambda rs: any(sys_id.encode() in (r.value or b"") for r in rs)
+            kafka_settings,
+            topics["tickets_topic"],
+            until=lambda rs: any(sys_id.encode() in (r.value or b"") for r in rs),
         )
         [event] = ticket_events(records, sys_id)
         assert event.entitlement is not None

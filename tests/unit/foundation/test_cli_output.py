@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 import pytest
 import typer
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from closeloop.cli_output import print_listing
 
 LONG = "okta:user:" + "a-very-long-principal-name-" * 8 + "@example.com"
-ROWS = [
+ROWS: list[dict[str, Any]] = [
     {"key": LONG, "note": "tab\there, newline\nthere, back\\slash", "when": datetime(2026, 3, 31, tzinfo=UTC)},
     {"key": "short", "note": None, "when": None},
 ]

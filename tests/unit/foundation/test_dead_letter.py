@@ -39,14 +39,20 @@ async def test_a_consumed_record_is_dead_lettered_to_its_own_topics_dlq_and_read
     [(topic, key, value, headers)] = producer.sent
     assert (topic, key, value) == ("itsm.tickets.v1.dlq", b"k", b"{}")
     stored = StoredLetter.of(record(topic, headers or [], offset=3))
-    assert (stored.kind, stored.reason, stored.service) == ("unexpected", "processing failed: ValueError: boom", "provisioning")
+    assert (stored.kind, stored.reason, stored.service) == (
+        "unexpected",
+        "processing failed: ValueError: boom",
+        "provisioning",
+    )
     assert (stored.replay_topic, stored.source_partition, stored.source_offset) == ("itsm.tickets.v1", 0, 41)
     assert stored.original_headers == (("ce_id", b"e-1"),)
     assert stored.failed_at is not None
 
 
 def test_a_hook_letter_replays_onto_the_raw_topic_it_names() -> None:
-    letter = DeadLetter(topic="iam.raw.okta", value=b"not json", reason="body is not JSON", source="hook:/v1/hooks/okta")
+    letter = DeadLetter(
+        topic="iam.raw.okta", value=b"not json", reason="body is not JSON", source="hook:/v1/hooks/okta"
+    )
     assert letter.dead_letter_topic == "iam.raw.okta.dlq"
     headers = dict(letter.headers("connectors"))
     assert headers["dlq_kind"] == b"malformed"
