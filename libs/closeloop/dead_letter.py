@@ -19,6 +19,7 @@ Every letter keeps the original bytes and key and says:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,6 +32,24 @@ from closeloop.topics import DLQ_SUFFIX, dlq, iam_raw, itsm_raw
 MAX_REASON_BYTES = 4000
 ORIGINAL_HEADER_PREFIX = "dlq_original_"
 KIND_HEADER = "dlq_kind"
+Headers = list[tuple[str, bytes]]
+
+
+class Consumed(Protocol):
+    """A record read from a topic: aiokafka's `ConsumerRecord`, or what a faust agent was handed."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
 
 
 class Kind(StrEnum):
@@ -52,7 +71,7 @@ class DeadLetter:
     original_headers: tuple[tuple[str, bytes], ...] = ()
 
     @classmethod
-    def of_record(cls, record: ConsumerRecord[bytes, bytes], reason: str, kind: Kind) -> DeadLetter:
+    def of_record(cls, record: Consumed, reason: str, kind: Kind) -> DeadLetter:
         """A consumed record that failed: replayable onto the topic it was read from."""
         return cls(
             topic=record.topic,
@@ -69,7 +88,7 @@ class DeadLetter:
     def dead_letter_topic(self) -> str:
         return dlq(self.topic)
 
-    def headers(self, service: str) -> list[tuple[str, bytes]]:
+    def headers(self, service: str) -> Headers:
         headers = [
             (KIND_HEADER, self.kind.value.encode()),
             ("dlq_reason", self.reason.encode()[:MAX_REASON_BYTES]),
@@ -90,15 +109,7 @@ class DeadLetter:
 class LetterProducer(Protocol):
     """What the publisher needs of a producer: aiokafka's `AIOKafkaProducer` has it as is."""
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any: ...
+    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes | None, headers: Headers) -> Any: ...
 
 
 class DeadLetterPublisher:

@@ -162,17 +162,8 @@ class FaustLetterProducer:
     def __init__(self, app: faust.App) -> None:
         self._app = app
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> Any:
-        timestamp = timestamp_ms / 1000 if timestamp_ms is not None else None
-        return await self._app.producer.send_and_wait(topic, key, value, partition, timestamp, headers)
+    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes | None, headers: Headers) -> Any:
+        return await self._app.producer.send_and_wait(topic, key, value, None, None, headers)
 
 
 class Reconciler:
@@ -349,18 +340,7 @@ class Reconciler:
             try:
                 decoded = decode(message.value, expected=expected)
             except DecodeError as exc:
-                await self._dead_letter(
-                    DeadLetter(
-                        topic=topic,
-                        value=message.value,
-                        reason=exc.reason,
-                        key=message.key,
-                        partition=message.partition,
-                        offset=message.offset,
-                        original_headers=tuple(headers),
-                    ),
-                    "invalid",
-                )
+                await self._dead_letter(DeadLetter.of_record(message, exc.reason, Kind.MALFORMED), "invalid")
                 continue
             routed = route(decoded)
             if routed.principal is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from closeloop.dead_letter import DeadLetter, DeadLetterPublisher, Kind, StoredLetter
+from closeloop.dead_letter import DeadLetter, DeadLetterPublisher, Headers, Kind, StoredLetter
 from closeloop.list_dead_letters import LetterSelection, dead_letter_topic
 
 
@@ -16,17 +16,9 @@ def record(topic: str, headers: list[tuple[str, bytes]], offset: int = 7, value:
 
 class Recorder:
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]] = []
+        self.sent: list[tuple[str, bytes | None, bytes | None, Headers]] = []
 
-    async def send_and_wait(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
+    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes | None, headers: Headers) -> None:
         self.sent.append((topic, key, value, headers))
 
 
