@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from closeloop.cli_output import to_json
 from closeloop.connector_sdk.aliases import resolve_identity
 from closeloop.connector_sdk.publisher import GrantPublisher
 from closeloop.connector_sdk.snapshot import LiveEntitlement, publish_snapshot
@@ -59,6 +60,7 @@ def replay(
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="records per transaction")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
 ) -> None:
     """Backfill: ingest a file of vendor records exactly as the hooks and raw topics would."""
     if source not in SOURCES:
@@ -66,7 +68,10 @@ def replay(
     settings = ConnectorsSettings()
     configure_logging("connectors-replay", "WARNING")
     summary = asyncio.run(_replay(settings, source, file, batch_size))
-    console.print(_summary_table(source, summary))
+    if as_json:
+        typer.echo(to_json({**summary.as_dict(), "skipped_by_reason": dict(summary.skipped_by_reason)}))
+    else:
+        console.print(_summary_table(source, summary))
     if summary.dead_lettered:
         target = dlq(settings.raw_topic(source))
         console.print(f"[yellow]{summary.dead_lettered} record(s) dead-lettered to {target}[/]")

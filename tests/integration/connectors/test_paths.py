@@ -105,8 +105,11 @@ async def test_replay_cli_then_hook_then_raw_topic(svc: Running, tmp_path: Path)
         before = svc.duplicates_seen("okta")
         await produce_raw(svc, "okta", json.dumps(body).encode())
         await svc.wait_for_raw_duplicate("okta", before)
-    code, output = await run_cli(svc, "replay", "okta", str(path))
+    code, output = await run_cli(svc, "replay", "okta", str(path), "--json")
     assert code == 0, output
+    lines = output.splitlines()
+    summary = json.loads("\n".join(lines[max(i for i, line in enumerate(lines) if line == "{") :]))
+    assert (summary["received"], summary["published_events"], summary["duplicates"]) == (2, 0, 2)
     assert len(await svc.events_after(tag, seconds=2.0)) == 2
 
 
