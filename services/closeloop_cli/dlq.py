@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -25,16 +24,11 @@ console = Console(stderr=True)
 COLUMNS = ("partition", "offset", "kind", "reason", "origin", "failed_at", "replay_onto")
 
 
-class KindChoice(StrEnum):
-    malformed = Kind.MALFORMED.value
-    unexpected = Kind.UNEXPECTED.value
-
-
 Partition = Annotated[int | None, typer.Option(min=0, help="only this partition of the dead-letter topic")]
 FromOffset = Annotated[int | None, typer.Option(min=0, help="only letters at or after this offset")]
 ToOffset = Annotated[int | None, typer.Option(min=0, help="only letters at or before this offset")]
 Reason = Annotated[str | None, typer.Option(help="only letters whose reason contains this (any case)")]
-KindOption = Annotated[KindChoice | None, typer.Option("--kind", help="only malformed or unexpected letters")]
+KindOption = Annotated[Kind | None, typer.Option("--kind", help="only malformed or unexpected letters")]
 JsonOutput = Annotated[bool, typer.Option("--json", help="a JSON array with every field and the original bytes")]
 
 
@@ -83,7 +77,7 @@ def _bytes(value: bytes | None) -> str | None:
 
 
 def _selection(
-    partition: int | None, from_offset: int | None, to_offset: int | None, reason: str | None, kind: KindChoice | None
+    partition: int | None, from_offset: int | None, to_offset: int | None, reason: str | None, kind: Kind | None
 ) -> LetterSelection:
     return LetterSelection(partition, from_offset, to_offset, reason, kind.value if kind is not None else None)
 
