@@ -44,6 +44,7 @@ from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
+    ORIGIN_KEY,
     ORIGIN_OFFSET,
     ORIGIN_PARTITION,
     ORIGIN_TOPIC,
@@ -345,13 +346,13 @@ class Reconciler:
             routed = route(decoded)
             if routed.principal is not None:
                 target = partition_for(routed.principal, self.partitions)
-                forwarded = forward_headers("event", topic, message.partition, message.offset, headers)
+                forwarded = forward_headers("event", topic, message.partition, message.offset, headers, message.key)
                 pending.append(
                     await self._send(self.join_topic_name, routed.principal.encode(), message.value, target, forwarded)
                 )
             elif routed.broadcast:
                 kind = "marker" if isinstance(decoded, SnapshotMarker) else "person"
-                forwarded = forward_headers(kind, topic, message.partition, message.offset, headers)
+                forwarded = forward_headers(kind, topic, message.partition, message.offset, headers, message.key)
                 for target in range(self.partitions):
                     pending.append(await self._send(self.join_topic_name, None, message.value, target, forwarded))
             else:
@@ -444,7 +445,7 @@ class Reconciler:
             value=message.value,
             reason=reason,
             kind=kind,
-            key=message.key,
+            key=next((value for name, value in headers if name == ORIGIN_KEY), message.key),
             partition=int(origin_partition) if origin_partition and origin_partition.isdigit() else message.partition,
             offset=int(origin_offset) if origin_offset and origin_offset.isdigit() else message.offset,
             # The original's own headers: the join's routing headers mean nothing on the origin topic.
