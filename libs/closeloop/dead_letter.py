@@ -9,7 +9,8 @@ The rule: a letter goes to the dead-letter topic of the topic its original can b
 
 Every letter keeps the original bytes and key and says:
 - `dlq_kind`: `malformed` (the input itself is at fault: it fails the same way until the parser, the mapping
-  or the input changes) or `unexpected` (processing failed for another reason: a bug, a refusal downstream);
+  or the input changes) or `unexpected` (the input is fine, processing failed for another reason: a bug, a
+  record that does not exist yet, a refusal downstream);
 - `dlq_reason`; `dlq_source` (the ingress: `kafka`, `kafka:<topic>`, `hook:<path>`, `webhook:<system>`,
   `replay:<file>`); `dlq_source_topic` (the topic to replay onto); `dlq_source_partition` and
   `dlq_source_offset` when the original was a Kafka record; `dlq_failed_at`; `dlq_service`;
