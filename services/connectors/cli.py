@@ -80,7 +80,7 @@ def replay(
 async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_size: int) -> IngestSummary:
     if source not in settings.sources:
         settings = settings.model_copy(update={"sources": [*settings.sources, source]})
-    ingestion = await open_ingestion(settings, KafkaSettings(), DatabaseSettings())
+    ingestion = await open_ingestion(settings, KafkaSettings(), DatabaseSettings().for_service("connectors"))
     try:
         with Progress(
             TextColumn(f"replay {source}"),
@@ -175,7 +175,7 @@ def aliases_load(
 
 
 async def _load(file: Path) -> int:
-    pool = await create_pool(DatabaseSettings())
+    pool = await create_pool(DatabaseSettings().for_service("connectors"))
     try:
         return await load_aliases(pool, file)
     finally:
@@ -195,7 +195,7 @@ def aliases_resolve(
 
 
 async def _resolve(name: str) -> str | None:
-    pool = await create_pool(DatabaseSettings())
+    pool = await create_pool(DatabaseSettings().for_service("connectors"))
     try:
         return await resolve_identity(pool, name)
     finally:

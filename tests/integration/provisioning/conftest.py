@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from closeloop.db.migrate import load_migrations
+from closeloop.db.migrate import record_migrations
 from closeloop.settings import DatabaseSettings
 
 
@@ -27,7 +27,7 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 
 def provisioning_migrations() -> list[str]:
-    return [m.sql for m in load_migrations() if m.version == "0001" or "0010" <= m.version <= "0019"]
+    return [m.sql for m in record_migrations()]
 
 
 @dataclass(frozen=True)
