@@ -57,9 +57,8 @@ class Provisioning:
     consumer: str = "provisioning"
     actor: str = ACTOR
     reverify_after: timedelta = timedelta(hours=1)
-    # True for entitlements no API executor handles (fulfilled by hand, longer confirmation window).
-    is_manual: Callable[[EntitlementKey], bool] = field(default=lambda _key: True)
     clock: Callable[[], datetime] = utcnow
 
     def confirm_window(self, key: EntitlementKey, *, revoke: bool) -> timedelta:
-        return self.policy.confirmation.window(key.system, revoke=revoke, manual=self.is_manual(key))
+        """The deadline of `key`'s executor, from the confirmation policy every service reads."""
+        return self.policy.confirmation.window(key, revoke=revoke)
