@@ -17,7 +17,7 @@ from closeloop.cli_output import print_listing
 from request_intake.mapping import MappingError, load_mapping
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 from request_intake.settings import IntakeSettings
 from request_intake.signatures import sign_hub, sign_standard
 
@@ -75,7 +75,10 @@ def normalize_file(
             rows.append({"#": index, "ticket": "", "result": "unmappable", "detail": exc.describe(), "entitlement": ""})
             continue
         for result in results:
-            if isinstance(result, Skipped):
+            if isinstance(result, Invalid):
+                problem = result.problem.describe()
+                rows.append({"#": index, "ticket": "", "result": "unmappable", "detail": problem, "entitlement": ""})
+            elif isinstance(result, Skipped):
                 detail = f"{result.why}: {result.detail}"
                 rows.append({"#": index, "ticket": result.ticket or "", "result": "skipped", "detail": detail})
             else:
