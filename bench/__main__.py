@@ -66,7 +66,7 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     console = Console(width=140)
     ratios = Table(title="Ratios (same run, same machine)")
     for column in ("benchmark", "metric", "ratio", "to baseline"):
-        ratios.add_column(column)
+        ratios.add_column(column, overflow="fold")
     for row in rows:
         if row.get("ratio") is not None:
             ratios.add_row(row["benchmark"], row["metric"], f"{row['ratio']:.3f}", str(row.get("ratio_to", "")))
@@ -74,7 +74,7 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
         title=f"Absolute figures ({info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']})"
     )
     for column in ("benchmark", "metric", "value", "unit"):
-        absolute.add_column(column)
+        absolute.add_column(column, overflow="fold")
     for row in rows:
         absolute.add_row(row["benchmark"], row["metric"], f"{row['value']:,.2f}", str(row.get("unit", "")))
     console.print(ratios)

@@ -98,6 +98,7 @@ async def run(kafka_settings: KafkaSettings, database_settings: DatabaseSettings
         tickets_topic=f"bench.intake.tickets.{suffix}",
         servicenow_raw_topic=f"bench.intake.raw.servicenow.{suffix}",
         jira_raw_topic=f"bench.intake.raw.jira.{suffix}",
+        generic_raw_topic=f"bench.intake.raw.generic.{suffix}",
         consume_raw_topics=False,
         servicenow_secret=secret,
         generic_secret=secret,
@@ -141,7 +142,7 @@ async def _cleanup(
     admin = admin_client(kafka_settings)
     await admin.start()
     try:
-        await admin.delete_topics([settings.tickets_topic, settings.dlq_topic, *settings.raw_topics()])
+        await admin.delete_topics([settings.tickets_topic, *settings.raw_topics(), *settings.dead_letter_topics()])
     finally:
         await admin.close()
     conn = await asyncpg.connect(database_settings.migration_dsn())

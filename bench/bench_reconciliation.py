@@ -225,8 +225,8 @@ async def latency(kafka: KafkaSettings, tmp: Path, settle: timedelta, alert_ever
     now = datetime.now(UTC)
     pending = []
     for i in approved:
-        event = _ticket(_key(i, tag), now, f"RITM{i:07d}")
-        pending.append(await prod.send(settings.tickets_topic, encode(event), key=str(event.entitlement).encode()))
+        ticket = _ticket(_key(i, tag), now, f"RITM{i:07d}")
+        pending.append(await prod.send(settings.tickets_topic, encode(ticket), key=str(ticket.entitlement).encode()))
     await asyncio.gather(*pending)
     reconciler, task = await _start(settings, kafka)
     sent_at: dict[bytes, datetime] = {}

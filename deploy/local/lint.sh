@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# ruff check over the Python trees, then mypy (strict, per pyproject.toml) over services and libs.
+# ruff check over the Python trees, then mypy (strict, per pyproject.toml) over the same trees.
 # Trees that do not exist yet or hold no .py file are skipped, so this works on a fresh clone.
+# CLOSELOOP_LINT_FORMAT=1 also runs `ruff format --check` (off until the tree has been formatted once).
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -10,7 +11,7 @@ has_py() { [[ -d "$1" ]] && [[ -n "$(find "$1" -name '*.py' -print -quit)" ]]; }
 
 ruff_dirs=() mypy_dirs=()
 for d in services libs tests bench; do has_py "$d" && ruff_dirs+=("$d"); done
-for d in services libs; do has_py "$d" && mypy_dirs+=("$d"); done
+for d in services libs tests bench; do has_py "$d" && mypy_dirs+=("$d"); done
 
 rc=0
 if ((${#ruff_dirs[@]})); then
@@ -18,6 +19,10 @@ if ((${#ruff_dirs[@]})); then
   "$VENV/bin/ruff" check "${ruff_dirs[@]}" || rc=1
 else
   log "lint: ruff skipped (no Python files yet)"
+fi
+if [[ "${CLOSELOOP_LINT_FORMAT:-0}" == "1" ]] && ((${#ruff_dirs[@]})); then
+  log "lint: ruff format --check ${ruff_dirs[*]}"
+  "$VENV/bin/ruff" format --check "${ruff_dirs[@]}" || rc=1
 fi
 if ((${#mypy_dirs[@]})); then
   log "lint: mypy ${mypy_dirs[*]}"

@@ -19,7 +19,7 @@ from structlog.contextvars import bound_contextvars
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from closeloop.contracts.codec import header_value
-from closeloop.dead_letter import DeadLetter, DeadLetterPublisher
+from closeloop.dead_letter import DeadLetter, DeadLetterPublisher, Kind
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.progress_beacon import SourceMarks
@@ -44,12 +44,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class BadInput(Exception):
-    """The record can never be processed (malformed, fails validation, unmappable): dead-letter it."""
+    """The record cannot be processed now and retrying will not help: dead-letter it, no retries.
 
-    def __init__(self, reason: str, reason_class: str = "invalid") -> None:
+    Malformed input (fails decoding or validation, unmappable) by default; `kind=Kind.UNEXPECTED` when the
+    input is fine but something else refused it for good (e.g. a delivery the receiver rejected).
+    """
+
+    def __init__(self, reason: str, reason_class: str = "invalid", kind: Kind = Kind.MALFORMED) -> None:
         super().__init__(reason)
         self.reason = reason
         self.reason_class = reason_class
+        self.kind = kind
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -138,11 +143,12 @@ class ConsumerLoop:
             try:
                 await self._with_retries(record)
             except BadInput as exc:
-                await self._dead_letter(record, exc.reason, exc.reason_class)
+                await self._dead_letter(record, exc.reason, exc.reason_class, exc.kind)
             except Exception as exc:
                 # Not known to be transient and still failing after the retries: keep it, move on.
                 log.exception("record failed repeatedly; dead-lettering", error_type=type(exc).__name__)
-                await self._dead_letter(record, f"processing failed: {type(exc).__name__}: {exc}", "processing_error")
+                reason = f"processing failed: {type(exc).__name__}: {exc}"
+                await self._dead_letter(record, reason, "processing_error", Kind.UNEXPECTED)
         self._metrics.observe(record.topic, time.perf_counter() - started)
 
     async def _with_retries(self, record: ConsumerRecord[bytes, bytes]) -> None:
@@ -170,16 +176,9 @@ class ConsumerLoop:
             with attempt:
                 await self._process(record)
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str, reason_class: str) -> None:
-        log.warning("dead-lettered", reason=reason, reason_class=reason_class)
-        letter = DeadLetter(
-            topic=record.topic,
-            value=record.value,
-            reason=reason,
-            key=record.key,
-            partition=record.partition,
-            offset=record.offset,
-            original_headers=tuple(record.headers or ()),
-        )
-        await self._dead_letters.send(letter)
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], reason: str, reason_class: str, kind: Kind
+    ) -> None:
+        log.warning("dead-lettered", reason=reason, reason_class=reason_class, kind=kind.value)
+        await self._dead_letters.send(DeadLetter.of_record(record, reason, kind))
         self._metrics.dead_lettered(record.topic, reason_class)

@@ -4,10 +4,11 @@ with the security settings (TLS, mTLS, SASL PLAIN / SCRAM) of `KafkaSettings`.""
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
@@ -102,3 +103,55 @@ async def publish_many(producer_: AIOKafkaProducer, topic: str, events: list[Env
     futures = [await producer_.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events]
     for future in futures:
         await future
+
+
+async def partitions_of(settings: KafkaSettings, topic: str) -> list[int]:
+    """The partition numbers of `topic`; LookupError when it does not exist."""
+    admin = admin_client(settings)
+    await admin.start()
+    try:
+        # Listed first: describing a missing topic would create it where the broker auto-creates topics.
+        if topic not in await admin.list_topics():
+            raise LookupError(f"topic {topic} does not exist")
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if not described or described[0].get("error_code") or not described[0].get("partitions"):
+        raise LookupError(f"topic {topic} has no partitions")
+    return sorted(p["partition"] for p in described[0]["partitions"])
+
+
+def reader(settings: KafkaSettings, client_suffix: str = "reader") -> AIOKafkaConsumer:
+    """A group-less consumer for tools: explicit partitions and offsets, never commits."""
+    return AIOKafkaConsumer(
+        **client_options(settings, client_suffix),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+
+
+async def read_to_end(
+    settings: KafkaSettings, topic: str, client_suffix: str = "reader", poll_timeout_ms: int = 500
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic`, partition by partition in offset order, up to the end as of the call.
+
+    Raises LookupError when the topic does not exist.
+    """
+    partitions = await partitions_of(settings, topic)
+    consumer = reader(settings, client_suffix)
+    await consumer.start()
+    try:
+        for partition in partitions:
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while await consumer.position(tp) < end:
+                batch = await consumer.getmany(tp, timeout_ms=poll_timeout_ms)
+                for record in batch.get(tp, []):
+                    if record.offset < end:
+                        yield record
+    finally:
+        await consumer.stop()

@@ -23,7 +23,7 @@ IAM_GRANTS = "iam.grants.v1"
 ENTITLEMENTS = "entitlements.v1"
 PROVISIONING_COMMANDS = "provisioning.commands.v1"
 DRIFT_ALERTS = "drift.alerts.v1"
-ITSM_RAW_SYSTEMS = ("servicenow", "jira")
+ITSM_RAW_SYSTEMS = ("servicenow", "jira", "generic")
 IAM_RAW_SOURCES = ("okta", "entra", "cloudtrail", "github", "k8s", "vault")
 
 
@@ -44,7 +44,8 @@ class TopicSpec:
     name: str
     retention_ms: int
     compacted: bool = False
-    # Input topics get a dead-letter topic; pure output topics (alerts) do not need one.
+    # Whether the topic gets a dead-letter topic `<name>.dlq`: every topic something consumes (see
+    # closeloop.dead_letter for the rule), so every letter can be replayed onto the topic it names.
     has_dlq: bool = True
     extra_config: dict[str, str] = field(default_factory=dict)
 

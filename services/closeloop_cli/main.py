@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+import closeloop_cli.dlq as dlq_cli
 import connectors.cli as connectors_cli
 import expiry.cli as expiry_cli
 import provisioning.cli as provisioning_cli
@@ -20,6 +21,7 @@ app.registered_commands.extend(connectors_cli.app.registered_commands)  # replay
 app.add_typer(reconciliation_cli.app, name="alerts")
 app.add_typer(expiry_cli.app, name="expiry")
 app.add_typer(intake_cli.app, name="intake")
+app.add_typer(dlq_cli.app, name="dlq")
 
 
 if __name__ == "__main__":

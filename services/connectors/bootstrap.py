@@ -59,9 +59,10 @@ def context_factory(settings: ConnectorsSettings) -> ParseContext:
 
 
 def topic_specs(settings: ConnectorsSettings) -> list[TopicSpec]:
-    names = [settings.grants_topic, *(settings.raw_topic(s) for s in settings.sources)]
-    specs = [TopicSpec(name, retention_ms=30 * DAY_MS) for name in names]
-    specs += [TopicSpec(dlq(name), retention_ms=DLQ_RETENTION_MS, has_dlq=False) for name in names]
+    """The grants topic, the raw topics and their dead-letter topics (where every rejected input goes)."""
+    raw = [settings.raw_topic(s) for s in settings.sources]
+    specs = [TopicSpec(name, retention_ms=30 * DAY_MS) for name in (settings.grants_topic, *raw)]
+    specs += [TopicSpec(dlq(name), retention_ms=DLQ_RETENTION_MS, has_dlq=False) for name in raw]
     return specs
 
 
@@ -113,7 +114,7 @@ async def open_ingestion(
             k8s_ignored_token_requesters=template.k8s_ignored_token_requesters,
         )
 
-    sink: GrantSink = KafkaGrantSink(kafka_producer, settings.grants_topic)
+    sink: GrantSink = KafkaGrantSink(kafka_producer, settings.grants_topic, settings.raw_topic)
     beacon = None
     if backfill_progress is not None:
         name = f"{producer_id(SERVICE, backfill_progress)}/replay-{os.getpid()}"

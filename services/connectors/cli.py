@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from closeloop.cli_output import to_json
 from closeloop.connector_sdk.aliases import resolve_identity
 from closeloop.connector_sdk.publisher import GrantPublisher
 from closeloop.connector_sdk.snapshot import LiveEntitlement, publish_snapshot
@@ -21,6 +22,7 @@ from closeloop.db import create_pool
 from closeloop.kafka import producer
 from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
+from closeloop.topics import dlq
 from connectors.bootstrap import load_aliases, open_ingestion
 from connectors.ingest_records import IngestSummary
 from connectors.registry import SOURCES
@@ -36,7 +38,7 @@ console = Console(stderr=True)
 
 def _summary_table(source: str, summary: IngestSummary) -> Table:
     table = Table(title=f"replay {source}")
-    table.add_column("records")
+    table.add_column("records", overflow="fold")
     table.add_column("count", justify="right")
     for name, value in summary.as_dict().items():
         table.add_row(name.replace("_", " "), str(value))
@@ -58,6 +60,7 @@ def replay(
         ),
     ],
     batch_size: Annotated[int, typer.Option(min=1, max=10_000, help="records per transaction")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON on stdout")] = False,
 ) -> None:
     """Backfill: ingest a file of vendor records exactly as the hooks and raw topics would."""
     if source not in SOURCES:
@@ -65,9 +68,13 @@ def replay(
     settings = ConnectorsSettings()
     configure_logging("connectors-replay", "WARNING")
     summary = asyncio.run(_replay(settings, source, file, batch_size))
-    console.print(_summary_table(source, summary))
+    if as_json:
+        typer.echo(to_json({**summary.as_dict(), "skipped_by_reason": dict(summary.skipped_by_reason)}))
+    else:
+        console.print(_summary_table(source, summary))
     if summary.dead_lettered:
-        console.print(f"[yellow]{summary.dead_lettered} record(s) dead-lettered to {settings.grants_topic}.dlq[/]")
+        target = dlq(settings.raw_topic(source))
+        console.print(f"[yellow]{summary.dead_lettered} record(s) dead-lettered to {target}[/]")
 
 
 async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_size: int) -> IngestSummary:

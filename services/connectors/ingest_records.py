@@ -136,7 +136,7 @@ class IngestRecords:
     async def reject_body(self, source: str, raw: bytes, reason: str, origin: Origin) -> IngestSummary:
         """A whole body that is not even JSON: dead-letter it as it came."""
         self._metrics.received(f"{origin.kind}:{source}")
-        await self._sink.reject([self._rejected(raw, reason, origin)])
+        await self._sink.reject([self._rejected(source, raw, reason, origin)])
         self._metrics.dead_lettered(f"{origin.kind}:{source}", "malformed")
         log.warning("body dead-lettered", source=source, origin=origin.label, reason=reason)
         return IngestSummary(received=1, dead_lettered=1, rejections=[reason])
@@ -157,7 +157,7 @@ class IngestRecords:
             if reason.startswith(UNEXPECTED):  # a parser gap: the record is kept, the gap must be fixed
                 log.warning("parser raised outside its contract", source=source, reason=reason)
             value = origin.raw if origin.raw is not None and len(records) == 1 else compact_json(raw)
-            rejected.append(self._rejected(value, reason, origin))
+            rejected.append(self._rejected(source, value, reason, origin))
             summary.rejections.append(reason)
 
         prepared: list[_Prepared] = []
@@ -230,10 +230,11 @@ class IngestRecords:
         for conflict in conflicts:
             log.warning("alias conflict; identities not merged", names=conflict.names, identities=conflict.identities)
 
-    def _rejected(self, value: bytes, reason: str, origin: Origin) -> Rejected:
+    def _rejected(self, source: str, value: bytes, reason: str, origin: Origin) -> Rejected:
         return Rejected(
             value=value,
             reason=reason,
+            source=source,
             origin=origin.label,
             partition=origin.partition,
             offset=origin.offset,

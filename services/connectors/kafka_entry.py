@@ -1,8 +1,8 @@
 """Raw-topic ingress: records of `iam.raw.<source>` are ingested exactly like hook bodies.
 
-Used as the `process` callback of a `ConsumerLoop`: malformed input is dead-lettered here (to the
-grants dead-letter topic, like every other ingress), and broker or database outages propagate so the
-loop retries without losing the record's place.
+Used as the `process` callback of a `ConsumerLoop`: malformed input is dead-lettered here (to
+`iam.raw.<source>.dlq`, like every other ingress of that source), and broker or database outages propagate
+so the loop retries without losing the record's place.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ class ConnectorsSettings(ServiceSettings):
     ops_separate_port: int | None = Field(default=None, ge=0, le=65535)
     # Consumer group of the raw-topic consumers; instances with the same group share the partitions.
     group_id: str = Field(default="closeloop-connectors")
-    # Topic the normalized grant events go to; malformed input goes to `<grants_topic>.dlq`.
+    # Topic the normalized grant events go to (malformed input goes to its source's `<raw topic>.dlq`).
     grants_topic: str = Field(default=IAM_GRANTS, min_length=1)
     # Raw vendor records are read from `<raw_topic_prefix><source>` (e.g. iam.raw.okta).
     raw_topic_prefix: str = Field(default="iam.raw.", min_length=1)
@@ -33,7 +33,7 @@ class ConnectorsSettings(ServiceSettings):
     sources: list[str] = Field(default_factory=lambda: list(IAM_RAW_SOURCES))
     # Consume the raw topics (turn off to run an ingress-only instance).
     consume_raw_topics: bool = Field(default=True)
-    # Create the grants, dead-letter and raw topics at start if missing (idempotent).
+    # Create the grants and raw topics and the raw topics' dead-letter topics at start if missing (idempotent).
     ensure_topics: bool = Field(default=True)
     # Shared secret Okta sends verbatim in the `Authorization` header of event hooks; never logged.
     # An empty value means unset (the hook refuses every request); under 24 bytes stops the service at start.

@@ -1,8 +1,9 @@
-"""Where ingested records go: grant events to the grants topic, rejected records to its dead-letter topic."""
+"""Where ingested records go: grant events to the grants topic, rejected records to the dead-letter topic of
+the raw topic of their source (`iam.raw.<source>.dlq`), whatever the ingress, so they can be replayed there."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,6 +23,7 @@ class Rejected:
 
     value: bytes
     reason: str
+    source: str  # the IAM source, e.g. okta
     origin: str  # e.g. "hook:/v1/hooks/okta", "kafka:iam.raw.okta", "replay:cloudtrail-2024-10.json"
     partition: int | None = None
     offset: int | None = None
@@ -36,8 +38,9 @@ class GrantSink(Protocol):
 class KafkaGrantSink:
     """Durable: both calls return only once the broker acknowledged every record (acks=all)."""
 
-    def __init__(self, producer: AIOKafkaProducer, grants_topic: str) -> None:
+    def __init__(self, producer: AIOKafkaProducer, grants_topic: str, raw_topic: Callable[[str], str]) -> None:
         self.grants_topic = grants_topic
+        self._raw_topic = raw_topic
         self._grants = GrantPublisher(producer, grants_topic)
         self._dead_letters = DeadLetterPublisher(producer, SERVICE)
 
@@ -46,12 +49,12 @@ class KafkaGrantSink:
             await self._grants.publish(events)
 
     async def reject(self, rejected: Sequence[Rejected]) -> None:
-        # All malformed connector input lands on `<grants topic>.dlq`, whatever the ingress; the
-        # `dlq_source` header says which hook, raw topic or replay file it came from.
+        # A hook body and a raw record have the same effect, so every rejected input is replayable onto the
+        # raw topic of its source; the `dlq_source` header says which hook, raw topic or file it came from.
         for item in rejected:
             await self._dead_letters.send(
                 DeadLetter(
-                    topic=self.grants_topic,
+                    topic=self._raw_topic(item.source),
                     value=item.value,
                     reason=item.reason,
                     source=item.origin,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from closeloop.cli_output import print_listing, to_json
 from closeloop.contracts.base import new_event_id
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.db import create_pool
@@ -43,35 +44,49 @@ def sweep(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what a sweep would do; change nothing.")] = False,
     at: Annotated[str | None, typer.Option(help="Plan as of this ISO 8601 instant (dry run only).")] = None,
     limit: Annotated[int, typer.Option(help="Rows examined per phase in a dry run.")] = 10_000,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Run one sweep now (repair after downtime), or show its plan with --dry-run."""
     settings = ExpirySettings()
     instant = _parse_time(at)
     if instant is not None and not dry_run:
         raise typer.BadParameter("--at is only for --dry-run: a real sweep acts at the current time")
-    asyncio.run(_sweep(settings, dry_run=dry_run, at=instant, limit=limit))
+    asyncio.run(_sweep(settings, dry_run=dry_run, at=instant, limit=limit, as_json=as_json))
 
 
-async def _sweep(settings: ExpirySettings, *, dry_run: bool, at: datetime | None, limit: int) -> None:
+async def _sweep(settings: ExpirySettings, *, dry_run: bool, at: datetime | None, limit: int, as_json: bool) -> None:
     pool = await create_pool(DatabaseSettings().for_service("expiry"), wait_s=10)
     try:
         if dry_run:
             now = at or datetime.now(UTC)
             async with pool.acquire() as conn:
                 plans = await plan_sweep(conn, ExpiryPolicy.from_settings(settings), now, limit=limit)
-            table = Table(title=f"Sweep plan at {now.isoformat()} (dry run: nothing changed)")
-            for column in ("phase", "actions", "examples"):
-                table.add_column(column)
-            for plan in plans:
-                actions = ", ".join(f"{n} x {a}" for a, n in plan.actions.items()) or "nothing due"
-                if plan.truncated:
-                    actions += f" (first {limit} rows only)"
-                table.add_row(plan.phase, actions, "\n".join(plan.sample))
-            console.print(table)
+            if as_json:
+                rows = [
+                    {"phase": p.phase, "actions": dict(p.actions), "truncated": p.truncated, "examples": p.sample}
+                    for p in plans
+                ]
+                print_listing(rows, json_output=True)
+                return
+            table = [
+                {
+                    "phase": p.phase,
+                    "actions": (", ".join(f"{n} x {a}" for a, n in p.actions.items()) or "nothing due")
+                    + (f" (first {limit} rows only)" if p.truncated else ""),
+                    "examples": p.sample,
+                }
+                for p in plans
+            ]
+            title = f"Sweep plan at {now.isoformat()} (dry run: nothing changed)"
+            print_listing(table, ("phase", "actions", "examples"), title=title)
             return
         ctx = ExpiryContext.from_settings(settings, pool, clock=SystemClock())
         report = await Sweeper(ctx, settings.sweep_interval_s).sweep_once()
-        console.print({"actions": report.actions, "triggers_resumed": report.triggers_resumed})
+        summary = {"actions": report.actions, "triggers_resumed": report.triggers_resumed}
+        if as_json:
+            sys.stdout.write(to_json(summary) + "\n")
+            return
+        console.print(summary, soft_wrap=True)
         console.print("Events and commands are in the outbox; a running closeloop service relays them to Kafka.")
     finally:
         await pool.close()

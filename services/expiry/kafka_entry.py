@@ -14,6 +14,7 @@ from closeloop.contracts.codec import DecodeError, decode, header_value
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.progress import is_stream_progress
 from closeloop.contracts.tickets import TicketEvent
+from closeloop.dead_letter import Kind
 from closeloop.logging import bind_correlation
 from expiry.apply_triggers import end_project, offboard_principal
 from expiry.context import ExpiryContext
@@ -82,8 +83,13 @@ class TriggerEntry:
             if outcome is DecisionOutcome.DUPLICATE:
                 metrics.duplicate(input_name)
             elif outcome is DecisionOutcome.UNKNOWN_ENTITLEMENT:
-                # Kept on the dead-letter topic so it can be replayed once the record exists.
-                raise BadInput(f"recertification decision for unknown entitlement {trigger.key}", "unknown_entitlement")
+                # Kept on the dead-letter topic so it can be replayed once the record exists: the decision itself
+                # is fine, so the letter is `unexpected`, not `malformed`.
+                raise BadInput(
+                    f"recertification decision for unknown entitlement {trigger.key}",
+                    "unknown_entitlement",
+                    Kind.UNEXPECTED,
+                )
 
 
 def _decode(value: bytes | None, expected: type | tuple[type, ...]) -> object:

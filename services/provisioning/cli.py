@@ -26,8 +26,8 @@ from typing import Annotated, Any, TypeVar
 import asyncpg
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from closeloop.cli_output import print_listing
 from closeloop.contracts.entitlements import EntitlementStatus
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.record import RecordTopics, checkpoint, repository, verify_chain
@@ -49,6 +49,7 @@ app.add_typer(manual_app, name="manual")
 
 console = Console()
 T = TypeVar("T")
+ENTITLEMENT_COLUMNS = ("principal", "resource", "privilege", "status", "owner", "ticket", "expires", "recertified")
 
 
 def _run(work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
@@ -111,22 +112,20 @@ def list_entitlements(
     if as_json:
         _print_json([r.model_dump(mode="json") for r in records])
         return
-    table = Table(title=f"entitlements ({len(records)})")
-    for column in ("principal", "resource", "privilege", "status", "owner", "ticket", "expires", "recertified"):
-        table.add_column(column)
-    for r in records:
-        approving = r.approving_ticket
-        table.add_row(
-            r.key.principal,
-            r.key.resource,
-            r.key.privilege,
-            r.status.value,
-            r.owner or "-",
-            approving.ticket_number if approving else "-",
-            _when(r.expires_at),
-            _when(r.last_recertified_at),
-        )
-    console.print(table)
+    rows = [
+        {
+            "principal": r.key.principal,
+            "resource": r.key.resource,
+            "privilege": r.key.privilege,
+            "status": r.status.value,
+            "owner": r.owner or "-",
+            "ticket": r.approving_ticket.ticket_number if r.approving_ticket else "-",
+            "expires": _when(r.expires_at),
+            "recertified": _when(r.last_recertified_at),
+        }
+        for r in records
+    ]
+    print_listing(rows, ENTITLEMENT_COLUMNS, title=f"entitlements ({len(records)})")
 
 
 @entitlements_app.command("show")
@@ -189,19 +188,14 @@ def show_entitlement(
         "revoke_confirm_by",
         "reason",
     ):
-        console.print(f"[bold]{field}[/bold]: {record.get(field)}")
+        # soft_wrap: a long value stays on its line, whole, when the output is piped.
+        console.print(f"[bold]{field}[/bold]: {record.get(field)}", soft_wrap=True, highlight=False)
     console.print(
         "[bold]tickets[/bold]: "
-        + ", ".join(f"{t['system']}:{t['ticket_number']} ({t['kind']})" for t in record["tickets"])
+        + ", ".join(f"{t['system']}:{t['ticket_number']} ({t['kind']})" for t in record["tickets"]),
+        soft_wrap=True,
     )
-    table = Table(title="history")
-    for column in ("seq", "recorded", "type", "action", "actor", "reason"):
-        table.add_column(column)
-    for row in shown["history"]:
-        table.add_row(
-            str(row["seq"]), row["recorded_at"], row["entity_type"], row["action"], row["actor"], row["reason"] or ""
-        )
-    console.print(table)
+    print_listing(shown["history"], ("seq", "recorded_at", "entity_type", "action", "actor", "reason"), title="history")
 
 
 @evidence_app.command("export")
@@ -326,18 +320,9 @@ def manual_pending(as_json: Annotated[bool, typer.Option("--json", help="JSON in
     if as_json:
         _print_json(items)
         return
-    table = Table(title=f"awaiting attestation ({len(items)})")
-    for column in ("command_id", "action", "system", "entitlement", "confirm by"):
-        table.add_column(column)
-    for item in items:
-        table.add_row(
-            item["command_id"],
-            item["action"],
-            item["target_system"],
-            item["entitlement_key"],
-            _when(item["confirm_by"]),
-        )
-    console.print(table)
+    rows = [{**item, "confirm_by": _when(item["confirm_by"])} for item in items]
+    columns = ("command_id", "action", "target_system", "entitlement_key", "confirm_by")
+    print_listing(rows, columns, title=f"awaiting attestation ({len(items)})")
 
 
 @app.command("attest")

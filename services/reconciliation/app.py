@@ -37,17 +37,17 @@ from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent
-from closeloop.dead_letter import DeadLetter
+from closeloop.dead_letter import DeadLetter, DeadLetterPublisher, Kind
 from closeloop.kafka import faust_credentials
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import KafkaSettings
-from closeloop.topics import dlq
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.input_stalled import STALL_PRINCIPAL
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
+    ORIGIN_KEY,
     ORIGIN_OFFSET,
     ORIGIN_PARTITION,
     ORIGIN_TOPIC,
@@ -165,6 +165,16 @@ class ReconcilerMetrics:
         )
 
 
+class FaustLetterProducer:
+    """The dead-letter publisher's producer interface over the faust app's producer."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def send_and_wait(self, topic: str, value: bytes | None, *, key: bytes | None, headers: Headers) -> Any:
+        return await self._app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+
 class Reconciler:
     def __init__(
         self,
@@ -251,6 +261,7 @@ class Reconciler:
             for name in TABLES
         }
         self.store = FaustTables(self.tables)
+        self.dead_letters = DeadLetterPublisher(FaustLetterProducer(self.app), SERVICE)
         self._define_agents()
 
     # --- topology -----------------------------------------------------------------------------------------
@@ -346,31 +357,18 @@ class Reconciler:
             try:
                 decoded = decode(message.value, expected=expected)
             except DecodeError as exc:
-                pending.append(
-                    await self._dead_letter(
-                        DeadLetter(
-                            topic=topic,
-                            value=message.value,
-                            reason=exc.reason,
-                            key=message.key,
-                            partition=message.partition,
-                            offset=message.offset,
-                            original_headers=tuple(headers),
-                        ),
-                        "invalid",
-                    )
-                )
+                await self._dead_letter(DeadLetter.of_record(message, exc.reason, Kind.MALFORMED), "invalid")
                 continue
             routed = route(decoded)
             if routed.principal is not None:
                 target = partition_for(routed.principal, self.partitions)
-                forwarded = forward_headers("event", topic, message.partition, message.offset, headers)
+                forwarded = forward_headers("event", topic, message.partition, message.offset, headers, message.key)
                 pending.append(
                     await self._send(self.join_topic_name, routed.principal.encode(), message.value, target, forwarded)
                 )
             elif routed.broadcast:
                 kind = broadcast_kind(decoded)
-                forwarded = forward_headers(kind, topic, message.partition, message.offset, headers)
+                forwarded = forward_headers(kind, topic, message.partition, message.offset, headers, message.key)
                 for target in range(self.partitions):
                     pending.append(await self._send(self.join_topic_name, None, message.value, target, forwarded))
             else:
@@ -384,10 +382,11 @@ class Reconciler:
         future: Awaitable[Any] = await self.app.producer.send(topic, key, value, partition, None, headers)
         return future
 
-    async def _dead_letter(self, letter: DeadLetter, reason_class: str) -> Awaitable[Any]:
-        log.warning("dead-lettered", topic=letter.topic, reason=letter.reason, offset=letter.offset)
+    async def _dead_letter(self, letter: DeadLetter, reason_class: str) -> None:
+        """Written (and acknowledged) before the batch's offsets and state: rare, so one at a time."""
+        log.warning("dead-lettered", topic=letter.topic, reason=letter.reason, offset=letter.offset, kind=letter.kind)
         self.metrics.dead_lettered(letter.topic, reason_class)
-        return await self._send(dlq(letter.topic), letter.key, letter.value, None, letter.headers(SERVICE))
+        await self.dead_letters.send(letter)
 
     # --- the join -------------------------------------------------------------------------------------------
 
@@ -396,14 +395,13 @@ class Reconciler:
         now = self.clock()
         uow = UnitOfWork(self.store, self.partitions)
         emissions = []
-        letters: list[Awaitable[Any]] = []
         self.extra.batch.observe(len(records))
         for message in records:
             headers = message.headers
             try:
                 item = decode_join_record(message.value, headers, message.partition)
             except BadJoinRecord as exc:
-                letters.append(await self._dead_letter(self._join_letter(message, headers, str(exc)), "invalid"))
+                await self._dead_letter(self._join_letter(message, headers, str(exc), Kind.MALFORMED), "invalid")
                 continue
             savepoint = uow.savepoint()
             try:
@@ -413,7 +411,8 @@ class Reconciler:
                 log.exception("join failed for an input; dead-lettering", kind=item.kind)
                 uow.rollback(savepoint)
                 reason = f"join failed: {type(exc).__name__}: {exc}"
-                letters.append(await self._dead_letter(self._join_letter(message, headers, reason), "processing_error"))
+                letter = self._join_letter(message, headers, reason, Kind.UNEXPECTED)
+                await self._dead_letter(letter, "processing_error")
                 continue
             if outcome.skipped:
                 self.metrics.skip(self.join_topic_name, outcome.skipped)
@@ -432,8 +431,8 @@ class Reconciler:
                     await self._send(self.settings.alerts_topic, record.key, record.value, None, record.headers),
                 )
             )
-        # Alerts (and dead letters) are durable before the state that says they were sent.
-        await asyncio.gather(*(future for _, _, future in sent), *letters)
+        # Alerts (like dead letters) are durable before the state that says they were sent.
+        await asyncio.gather(*(future for _, _, future in sent))
         acked = self.clock()
         for emission, record, _ in sent:
             self.ledger.add(record.event_id)
@@ -453,7 +452,7 @@ class Reconciler:
         self.joined += len(records)
         self.metrics.observe(self.join_topic_name, time.perf_counter() - started)
 
-    def _join_letter(self, message: Incoming, headers: Headers, reason: str) -> DeadLetter:
+    def _join_letter(self, message: Incoming, headers: Headers, reason: str, kind: Kind) -> DeadLetter:
         origin_topic = header(headers, ORIGIN_TOPIC) or self.join_topic_name
         origin_partition = header(headers, ORIGIN_PARTITION)
         origin_offset = header(headers, ORIGIN_OFFSET)
@@ -461,10 +460,12 @@ class Reconciler:
             topic=origin_topic,
             value=message.value,
             reason=reason,
-            key=message.key,
+            kind=kind,
+            key=next((value for name, value in headers if name == ORIGIN_KEY), message.key),
             partition=int(origin_partition) if origin_partition and origin_partition.isdigit() else message.partition,
             offset=int(origin_offset) if origin_offset and origin_offset.isdigit() else message.offset,
-            original_headers=tuple(headers),
+            # The original's own headers: the join's routing headers mean nothing on the origin topic.
+            original_headers=tuple((k, v) for k, v in headers if not k.startswith("cl_")),
         )
 
     # --- deadlines --------------------------------------------------------------------------------------------

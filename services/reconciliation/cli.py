@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
-from rich.table import Table
 
+from closeloop.cli_output import print_listing
 from closeloop.contracts.alerts import AlertActivity, DriftAlert, DriftRule, parse_alert
 from closeloop.settings import KafkaSettings
 from reconciliation.settings import ReconciliationSettings
@@ -69,21 +69,19 @@ async def read_alerts(
         await consumer.stop()
 
 
-def render_table(alerts: list[DriftAlert]) -> Table:
-    table = Table(show_lines=False)
-    for column in ("time", "activity", "rule", "severity", "entitlement", "tickets", "message"):
-        table.add_column(column, overflow="fold")
-    for alert in alerts:
-        table.add_row(
-            alert.time.strftime("%Y-%m-%d %H:%M:%S"),
-            f"[{ACTIVITY_STYLE[alert.activity]}]{alert.activity.name.lower()} r{alert.revision}[/]",
-            alert.rule.value,
-            SEVERITY_NAMES.get(alert.severity_id, str(alert.severity_id)),
-            alert.entitlement_key,
-            ", ".join(alert.tickets) or "-",
-            alert.message,
-        )
-    return table
+TABLE_COLUMNS = ("time", "activity", "rule", "severity", "entitlement", "tickets", "message")
+
+
+def table_row(alert: DriftAlert) -> dict[str, str]:
+    return {
+        "time": alert.time.strftime("%Y-%m-%d %H:%M:%S"),
+        "activity": f"{alert.activity.name.lower()} r{alert.revision}",
+        "rule": alert.rule.value,
+        "severity": SEVERITY_NAMES.get(alert.severity_id, str(alert.severity_id)),
+        "entitlement": alert.entitlement_key,
+        "tickets": ", ".join(alert.tickets) or "-",
+        "message": alert.message,
+    }
 
 
 def render_line(alert: DriftAlert) -> str:
@@ -128,7 +126,7 @@ def tail(
             else:
                 shown.append(alert)
         if shown:
-            console.print(render_table(shown))
+            print_listing([table_row(alert) for alert in shown], TABLE_COLUMNS)
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())

@@ -19,6 +19,7 @@ KIND = "cl_kind"
 ORIGIN_TOPIC = "cl_origin_topic"
 ORIGIN_PARTITION = "cl_origin_partition"
 ORIGIN_OFFSET = "cl_origin_offset"
+ORIGIN_KEY = "cl_origin_key"  # the input's own key (the join topic is keyed by principal): a dead letter keeps it
 KINDS = ("event", "marker", "person", "tick", "progress", "watch")
 
 Headers = list[tuple[str, bytes]]
@@ -39,13 +40,17 @@ def header(headers: Headers, name: str) -> str | None:
     return None
 
 
-def forward_headers(kind: str, topic: str, partition: int, offset: int, original: Headers) -> Headers:
+def forward_headers(
+    kind: str, topic: str, partition: int, offset: int, original: Headers, key: bytes | None = None
+) -> Headers:
     own = [
         (KIND, kind.encode()),
         (ORIGIN_TOPIC, topic.encode()),
         (ORIGIN_PARTITION, str(partition).encode()),
         (ORIGIN_OFFSET, str(offset).encode()),
     ]
+    if key is not None:
+        own.append((ORIGIN_KEY, key))
     return own + [(k, v) for k, v in original if not k.startswith("cl_")]
 
 

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from closeloop.consumer_loop import ConsumerLoop
 from closeloop.db import create_pool
+from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
@@ -25,7 +26,7 @@ from request_intake.http_entry import WebhookEndpoint, build_app
 from request_intake.ingest_ticket import IngestTicket
 from request_intake.kafka_entry import RawTicketRecords
 from request_intake.mapping import Mapping, load_mapping
-from request_intake.publishing import KafkaTicketPublisher, RoutedDeadLetters
+from request_intake.publishing import KafkaTicketPublisher
 from request_intake.purge_deliveries import PurgeDeliveries
 from request_intake.receive_webhook import ReceiveWebhook
 from request_intake.settings import IntakeSettings
@@ -68,8 +69,9 @@ def verifiers(settings: IntakeSettings) -> dict[str, Verifier | None]:
 def topic_specs(settings: IntakeSettings) -> list[TopicSpec]:
     """The topics this instance uses, with the registry's settings where the names are the registry's."""
     known = {spec.name: spec for spec in all_topic_specs()}
-    wanted = [(settings.tickets_topic, 30 * DAY_MS), (settings.dlq_topic, DLQ_RETENTION_MS)]
+    wanted = [(settings.tickets_topic, 30 * DAY_MS)]
     wanted += [(topic, 7 * DAY_MS) for topic in settings.raw_topics()]
+    wanted += [(topic, DLQ_RETENTION_MS) for topic in settings.dead_letter_topics()]
     return [known.get(name) or TopicSpec(name, retention_ms=retention, has_dlq=False) for name, retention in wanted]
 
 
@@ -116,7 +118,7 @@ async def assemble(
             raw_consumer=settings.consume_raw_topics,
         )
 
-        dead_letters = RoutedDeadLetters(kafka, SERVICE, settings.dlq_topic, settings.publish_timeout_s)
+        dead_letters = DeadLetterPublisher(kafka, SERVICE, timeout_s=settings.publish_timeout_s)
         ingest = IngestTicket(
             mapping,
             TicketStates(pool),
@@ -130,7 +132,7 @@ async def assemble(
             deliveries,
             dead_letters,
             metrics,
-            tickets_topic=settings.tickets_topic,
+            raw_topic=settings.raw_topic,
             replay_window_s=settings.replay_window_s,
             jira_replay_window_s=settings.jira_replay_window_s,
         )
@@ -175,7 +177,7 @@ async def assemble(
         "request-intake started",
         http=f"{settings.http_host}:{server.port}",
         tickets_topic=settings.tickets_topic,
-        dead_letter_topic=settings.dlq_topic,
+        dead_letter_topics=settings.dead_letter_topics(),
         raw_topics=sorted(settings.raw_topics()) if settings.consume_raw_topics else [],
     )
     return Intake(runtime=runtime, server=server, metrics=metrics, beacon=beacon, ops_server=ops_server)

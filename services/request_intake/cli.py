@@ -12,8 +12,8 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
 
+from closeloop.cli_output import print_listing
 from request_intake.mapping import MappingError, load_mapping
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
@@ -63,35 +63,40 @@ def normalize_file(
     path: Annotated[Path, typer.Argument(help="A JSON payload or a JSONL file of payloads.", exists=True)],
     system: Annotated[System, typer.Option(help="Which ITSM the payloads come from.")],
     mapping: MappingOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
 ) -> None:
     """Dry run: what each payload would become (no Kafka, no database, no last-seen state)."""
     loaded = load_mapping(_mapping_path(mapping))
-    table = Table("#", "ticket", "result", "transition / reason", "entitlement")
-    refused = 0
+    rows: list[dict[str, Any]] = []
     for index, payload in enumerate(_payloads(path), start=1):
         try:
             results = normalize(system.value, payload, loaded)
         except Unmappable as exc:
-            refused += 1
-            table.add_row(str(index), "", "[red]unmappable[/red]", exc.describe(), "")
+            rows.append({"#": index, "ticket": "", "result": "unmappable", "detail": exc.describe(), "entitlement": ""})
             continue
         for result in results:
             if isinstance(result, Invalid):
-                refused += 1
-                table.add_row(str(index), "", "[red]unmappable[/red]", result.problem.describe(), "")
+                problem = result.problem.describe()
+                rows.append({"#": index, "ticket": "", "result": "unmappable", "detail": problem, "entitlement": ""})
             elif isinstance(result, Skipped):
-                table.add_row(str(index), result.ticket or "", "skipped", f"{result.why}: {result.detail}", "")
+                detail = f"{result.why}: {result.detail}"
+                rows.append({"#": index, "ticket": result.ticket or "", "result": "skipped", "detail": detail})
             else:
-                table.add_row(str(index), *_describe(result))
-    console.print(table)
-    if refused:
+                rows.append({"#": index, **_describe(result)})
+    print_listing(rows, ("#", "ticket", "result", "detail", "entitlement"), json_output=as_json)
+    if any(row["result"] == "unmappable" for row in rows):
         raise typer.Exit(1)
 
 
-def _describe(obs: TicketObservation) -> tuple[str, str, str, str]:
+def _describe(obs: TicketObservation) -> dict[str, str]:
     event = obs.draft
     status = f"{obs.phase.value} (kind {event.kind.value}, version {obs.version})"
-    return event.ticket_number, "event", status, str(event.entitlement or event.requested_for or "")
+    return {
+        "ticket": event.ticket_number,
+        "result": "event",
+        "detail": status,
+        "entitlement": str(event.entitlement or event.requested_for or ""),
+    }
 
 
 @app.command("send")

@@ -9,6 +9,7 @@ so that the sender's retry is accepted. Knows nothing of aiohttp: the HTTP entry
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,7 +74,7 @@ class ReceiveWebhook:
         dead_letters: DeadLetterPublisher,
         metrics: ServiceMetrics,
         *,
-        tickets_topic: str,
+        raw_topic: Callable[[str], str],
         replay_window_s: float,
         jira_replay_window_s: float,
     ) -> None:
@@ -81,7 +82,7 @@ class ReceiveWebhook:
         self._deliveries = deliveries
         self._dead_letters = dead_letters
         self._metrics = metrics
-        self._tickets_topic = tickets_topic
+        self._raw_topic = raw_topic
         self._replay_window = timedelta(seconds=replay_window_s)
         self._jira_replay_window = timedelta(seconds=jira_replay_window_s)
 
@@ -143,8 +144,9 @@ class ReceiveWebhook:
 
     async def _dead_letter(self, delivery: WebhookDelivery, problem: Unmappable, reason_class: str) -> Unprocessable:
         await self._dead_letters.send(
+            # A webhook and a raw record have the same effect: the letter is replayable onto the raw topic.
             DeadLetter(
-                topic=self._tickets_topic,
+                topic=self._raw_topic(delivery.system),
                 value=delivery.body,
                 reason=f"{reason_class}: {problem.describe()}",
                 source=delivery.input_name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from closeloop.settings import ServiceSettings
@@ -29,11 +29,11 @@ class IntakeSettings(ServiceSettings):
     group_id: str = Field(default="closeloop-request-intake")
     # Topic the normalized TicketEvents are published to.
     tickets_topic: str = Field(default=ITSM_TICKETS, min_length=1)
-    # Topic for payloads that cannot be mapped, from both ingresses; empty means `<tickets_topic>.dlq`.
-    dead_letter_topic: str | None = Field(default=None)
-    # Raw vendor topics for publishers that write to Kafka directly (same effect as the webhooks).
+    # Raw vendor topics for publishers that write to Kafka directly (same effect as the webhooks). A payload
+    # that cannot be mapped, by either ingress, goes to `<raw topic of its system>.dlq`: replayable there.
     servicenow_raw_topic: str = Field(default=itsm_raw("servicenow"), min_length=1)
     jira_raw_topic: str = Field(default=itsm_raw("jira"), min_length=1)
+    generic_raw_topic: str = Field(default=itsm_raw("generic"), min_length=1)
     # Whether this instance consumes the raw topics (webhook-only instances can turn it off).
     consume_raw_topics: bool = Field(default=True)
     # Standard Webhooks secrets (`whsec_<base64>`) for ServiceNow and generic senders; never logged.
@@ -58,18 +58,16 @@ class IntakeSettings(ServiceSettings):
     publish_timeout_s: float = Field(default=15.0, gt=0)
     # How often expired delivery ids are purged.
     purge_interval_s: float = Field(default=60.0, gt=0)
-    # Create the configured topics (and the dead-letter topic) at start-up when missing.
+    # Create the configured topics (and the raw topics' dead-letter topics) at start-up when missing.
     ensure_topics: bool = Field(default=True)
-
-    @field_validator("dead_letter_topic")
-    @classmethod
-    def _blank_is_default(cls, value: str | None) -> str | None:
-        return value or None
-
-    @property
-    def dlq_topic(self) -> str:
-        return self.dead_letter_topic or dlq(self.tickets_topic)
 
     def raw_topics(self) -> dict[str, str]:
         """Raw topic -> ITSM system."""
-        return {self.servicenow_raw_topic: "servicenow", self.jira_raw_topic: "jira"}
+        return {self.servicenow_raw_topic: "servicenow", self.jira_raw_topic: "jira", self.generic_raw_topic: "generic"}
+
+    def raw_topic(self, system: str) -> str:
+        """The raw topic a webhook of `system` is equivalent to (where its dead letters are replayed)."""
+        return next(topic for topic, name in self.raw_topics().items() if name == system)
+
+    def dead_letter_topics(self) -> list[str]:
+        return [dlq(topic) for topic in self.raw_topics()]

@@ -53,11 +53,13 @@ def isolated_env(run: str, ports: dict[str, int]) -> tuple[dict[str, str], dict[
         "alerts": f"e2e.{run}.{topics.DRIFT_ALERTS}",
         "servicenow_raw": f"e2e.{run}.itsm.raw.servicenow",
         "jira_raw": f"e2e.{run}.itsm.raw.jira",
+        "generic_raw": f"e2e.{run}.itsm.raw.generic",
     }
     env = {
         "CLOSELOOP_INTAKE_TICKETS_TOPIC": names["tickets"],
         "CLOSELOOP_INTAKE_SERVICENOW_RAW_TOPIC": names["servicenow_raw"],
         "CLOSELOOP_INTAKE_JIRA_RAW_TOPIC": names["jira_raw"],
+        "CLOSELOOP_INTAKE_GENERIC_RAW_TOPIC": names["generic_raw"],
         "CLOSELOOP_INTAKE_GROUP_ID": f"e2e-{run}-intake",
         "CLOSELOOP_CONNECTORS_GRANTS_TOPIC": names["grants"],
         "CLOSELOOP_CONNECTORS_RAW_TOPIC_PREFIX": f"e2e.{run}.iam.raw.",

@@ -94,7 +94,7 @@ class ConnectorTarget:
         for event in sink.events:
             _check_event(event)
         for rejected in sink.rejected:
-            _check_dead_letter(DeadLetter(topic="iam.grants.v1", value=rejected.value, reason=rejected.reason))
+            _check_dead_letter(DeadLetter(topic=f"iam.raw.{self.source}", value=rejected.value, reason=rejected.reason))
         for (_, key), entry in ledger.states.items():
             _check_text_for_postgres(key, "state key")
             _check_text_for_postgres(json.dumps(entry.value), "state")
@@ -178,7 +178,7 @@ class IntakeTarget:
             _Deliveries(),  # type: ignore[arg-type]
             self._dead_letters,  # type: ignore[arg-type]
             self._metrics,
-            tickets_topic="itsm.tickets.v1",
+            raw_topic=lambda system: f"itsm.raw.{system}",
             replay_window_s=300,
             jira_replay_window_s=86400,
         )

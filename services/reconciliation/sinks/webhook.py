@@ -24,7 +24,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from closeloop.consumer_loop import BadInput, ConsumerLoop
 from closeloop.contracts.alerts import parse_alert
-from closeloop.dead_letter import DeadLetterPublisher
+from closeloop.dead_letter import DeadLetterPublisher, Kind
 from closeloop.kafka import consumer, producer
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
@@ -147,7 +147,7 @@ class WebhookSink:
         try:
             await self._sender.deliver(alert.event_id, record.value, cloudevent)
         except (RetryableDelivery, PermanentDelivery) as exc:
-            raise BadInput(f"webhook delivery failed: {exc}", "delivery_failed") from exc
+            raise BadInput(f"webhook delivery failed: {exc}", "delivery_failed", Kind.UNEXPECTED) from exc
         self._metrics.published("webhook")
 
     async def run(self) -> None:

@@ -80,10 +80,16 @@ class Running:
                 raise AssertionError(f"the raw {source} record was not consumed as a duplicate in {timeout_s}s")
             await asyncio.sleep(0.1)
 
-    async def dead_letters(self, count: int, timeout_s: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:
-        return await read_topic(
-            self.kafka, dlq(self.grants_topic), until=lambda rs: len(rs) >= count, timeout_s=timeout_s
+    async def dead_letters(self, source: str, raw: bytes, timeout_s: float = 20.0) -> ConsumerRecord[bytes, bytes]:
+        """The letter holding `raw`, on the dead-letter topic of the source's raw topic (the rule's place)."""
+        records = await read_topic(
+            self.kafka,
+            dlq(self.settings.raw_topic(source)),
+            until=lambda rs: any(r.value == raw for r in rs),
+            timeout_s=timeout_s,
         )
+        (letter,) = [r for r in records if r.value == raw]
+        return letter
 
 
 def tagged(records: list[ConsumerRecord[bytes, bytes]], tag: str) -> list[ConsumerRecord[bytes, bytes]]:

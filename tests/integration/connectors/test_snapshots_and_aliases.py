@@ -8,25 +8,26 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
 
 from closeloop import kafka
 from closeloop.connector_sdk import GrantPublisher, LiveEntitlement, publish_snapshot, resolve_identity
+from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import decode
 from closeloop.contracts.grants import GrantEvent, SnapshotMarker, SnapshotPhase
 from closeloop.contracts.identity import IdentityKind
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
 from connectors.bootstrap import load_aliases
-from tests.integration.connectors.harness import new_tag, running_service, tag_ids
-from tests.integration.connectors.test_paths import run_cli
+from tests.integration.connectors.harness import new_tag, run_cli, running_service, tag_ids
 from tests.support.kafka_helpers import read_topic, unique
 from tests.unit.connectors.support import fixture
 
 pytestmark = pytest.mark.integration
 
 
-def check_framing(records: list, snapshot_id: str, partitions: int, grants: int) -> None:
-    by_partition: dict[int, list] = defaultdict(list)
+def check_framing(records: list[ConsumerRecord[bytes, bytes]], snapshot_id: str, partitions: int, grants: int) -> None:
+    by_partition: dict[int, list[Envelope]] = defaultdict(list)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
         by_partition[record.partition].append(decode(record.value))
     assert len(by_partition) == partitions

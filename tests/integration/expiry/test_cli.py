@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -30,7 +32,7 @@ def run_cli(database: DatabaseSettings, topics: RecordTopics, *args: str) -> tup
     return result.exit_code, result.output
 
 
-async def _seed(database: DatabaseSettings, topics: RecordTopics, key: EntitlementKey, **fields: object) -> None:
+async def _seed(database: DatabaseSettings, topics: RecordTopics, key: EntitlementKey, **fields: Any) -> None:
     pool = await asyncpg.create_pool(database.url.get_secret_value(), min_size=1, max_size=2)
     try:
         await seed(pool, key, FakeClock(datetime.now(UTC) - timedelta(days=1)), topics, **fields)
@@ -102,6 +104,10 @@ def test_sweep_dry_run_changes_nothing_and_sweep_catches_up(expiry_db: DatabaseS
     code, output = run_cli(expiry_db, topics, "sweep", "--dry-run")
     assert code == 0, output
     assert "revoke (expiry)" in output
+    code, output = run_cli(expiry_db, topics, "sweep", "--dry-run", "--json")
+    assert code == 0, output
+    plans = {plan["phase"]: plan for plan in json.loads(output)}
+    assert any(plan["actions"].get("revoke (expiry)", 0) >= 1 for plan in plans.values())
     record, _ = asyncio.run(_load(expiry_db, key))
     assert record is not None
     assert record.status is EntitlementStatus.ACTIVE

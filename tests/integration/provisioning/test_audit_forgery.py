@@ -46,7 +46,10 @@ def entry(n: int, **overrides: object) -> dict[str, object]:
 
 async def appended(db: RecordDb, *entries: dict[str, object]) -> list[asyncpg.Record]:
     async with db.app.acquire() as conn, conn.transaction():
-        return await conn.fetch("SELECT * FROM audit_append($1::jsonb)", json.dumps(list(entries)))
+        rows: list[asyncpg.Record] = await conn.fetch(
+            "SELECT * FROM audit_append($1::jsonb)", json.dumps(list(entries))
+        )
+        return rows
 
 
 @pytest.fixture

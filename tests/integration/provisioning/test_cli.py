@@ -73,18 +73,26 @@ async def test_entitlements_list_and_show(seeded: RecordDb) -> None:
         seeded, "entitlements", "list", "--status", "active", "--ticket", "RITM0000101", "--json"
     )
     assert [r["status"] for r in json.loads(out)] == ["active"]
-    code, out, _ = await closeloop(seeded, "entitlements", "list")
+    # Piped to a narrow reader: tab-separated, every value whole (a table would cut them at 40 columns).
+    code, out, _ = await closeloop(seeded, "entitlements", "list", extra_env={"COLUMNS": "40"})
     assert code == 0
-    assert "RITM0000101" in out
-    assert "alice@example.com" in out
+    rows = list(csv.DictReader(io.StringIO(out), delimiter="\t"))
+    alice = next(r for r in rows if r["ticket"] == "RITM0000101")
+    assert (alice["principal"], alice["resource"], alice["privilege"]) == (
+        ALICE.principal,
+        ALICE.resource,
+        ALICE.privilege,
+    )
+    assert alice["owner"] == "bob.manager@example.com"
 
     code, out, _ = await closeloop(seeded, "entitlements", "show", str(ALICE), "--json")
     shown = json.loads(out)
     assert shown["record"]["tickets"][0]["ticket_number"] == "RITM0000101"
     assert [h["action"] for h in shown["history"]] == ["requested", "grant_issued", "activated"]
-    code, out, _ = await closeloop(seeded, "entitlements", "show", str(ALICE))
+    code, out, _ = await closeloop(seeded, "entitlements", "show", str(ALICE), extra_env={"COLUMNS": "40"})
     assert code == 0
     assert "activated" in out
+    assert "owner: bob.manager@example.com" in out.splitlines()
     code, _, _ = await closeloop(seeded, "entitlements", "show", "okta:user:nobody@example.com|okta:group:x1|member")
     assert code == 1
 
@@ -125,6 +133,9 @@ async def test_manual_pending_and_attest(seeded: RecordDb) -> None:
         )
     code, out, _ = await closeloop(seeded, "manual", "pending", "--json")
     assert [r["command_id"] for r in json.loads(out)] == [issued["command_id"]]
+    code, out, _ = await closeloop(seeded, "manual", "pending", extra_env={"COLUMNS": "40"})
+    [pending] = list(csv.DictReader(io.StringIO(out), delimiter="\t"))
+    assert (pending["command_id"], pending["entitlement_key"]) == (issued["command_id"], str(VAULT))
     env = {"CLOSELOOP_PROVISIONING_GRANTS_TOPIC": "c.grants"}
     code, out, err = await closeloop(
         seeded, "attest", issued["command_id"], "--by", "dba@example.com", "--evidence", "CHG0042", extra_env=env

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import aiohttp
 import pytest
@@ -118,6 +119,7 @@ async def test_kill_and_restart_mid_stream(kafka_settings: KafkaSettings, record
     by_id: dict[str, set[bytes]] = defaultdict(set)
     for record in records:
         event = decode(record.value, expected=EntitlementEvent)
+        assert isinstance(event, EntitlementEvent)
         by_id[event.event_id].add(record.value)
         assert record.key == str(event.key).encode()  # keyed by entitlement for compaction
     assert set(by_id) == {derived_id("entitlement", str(k), str(v)) for k in keys for v in (1, 2)}
@@ -158,9 +160,7 @@ async def run_with_kills(
     try:
         for _ in range(kills):
             before = await scalar(db, "SELECT count(*) FROM audit_log")
-            await eventually(
-                lambda b=before: _gt(scalar(db, "SELECT count(*) FROM audit_log"), b), timeout_s=30, interval_s=0.005
-            )
+            await eventually(partial(_audit_grew, db, before), timeout_s=30, interval_s=0.005)
             left.append(0 if await done() else 1)
             await service.kill()
             service = await start_service(settings, kafka_settings, db.settings)
@@ -196,6 +196,10 @@ async def _eq(value: Awaitable[float], expected: float) -> bool:
 
 async def _ge(value: Awaitable[float], expected: float) -> bool:
     return await value >= expected
+
+
+async def _audit_grew(db: RecordDb, before: float) -> bool:
+    return await _gt(scalar(db, "SELECT count(*) FROM audit_log"), before)
 
 
 async def _gt(value: Awaitable[float], expected: float) -> bool:

@@ -10,7 +10,8 @@ import pytest
 from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
-from closeloop.contracts.entitlements import EntitlementStatus
+from closeloop.contracts.entitlements import EntitlementStatus, RevocationTrigger
+from closeloop.contracts.identity import EntitlementKey
 from closeloop.record import Cause, EntitlementRecord, RecordTopics
 from provisioning.attest_command import attest_command
 from provisioning.context import Outcome
@@ -27,12 +28,14 @@ ALICE_ID = "00u1alice0000000000a"
 GROUP = "00g1engreaders"
 
 
-def command(action: CommandAction = CommandAction.REVOKE, entitlement: object = None) -> ProvisioningCommand:
+def command(
+    action: CommandAction = CommandAction.REVOKE, entitlement: EntitlementKey | None = None
+) -> ProvisioningCommand:
     now = datetime.now(UTC)
     record = EntitlementRecord.new(
         entitlement or key(), status=EntitlementStatus.REVOKING, version=3, created_at=now, updated_at=now
-    )  # type: ignore[arg-type]
-    return record.command(action, "ticket", cause=Cause.new(), actor="test")
+    )
+    return record.command(action, RevocationTrigger.TICKET, cause=Cause.new(), actor="test")
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ errors are retried, never dead-lettered), reconnects and carries on; nothing is 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -70,5 +70,5 @@ async def test_the_service_rides_out_a_database_outage(
         assert await conn.fetchval("SELECT count(*) FROM command_executions") == 6
 
 
-async def _eq(value: object, expected: int) -> bool:
-    return await value == expected  # type: ignore[misc]
+async def _eq(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected

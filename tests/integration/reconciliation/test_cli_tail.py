@@ -48,9 +48,13 @@ def test_tail_prints_a_table_and_raw_ocsf(kafka_settings: KafkaSettings, tmp_pat
 
     wanted = DriftRule.CLOSED_NOT_REMOVED
     args = ["alerts", "tail", "--topic", topic, "--no-follow", "--rule", wanted.value, "-n", "5"]
-    table = runner.invoke(app, args, env=env)
+    table = runner.invoke(app, args, env={**env, "COLUMNS": "40"})  # piped and narrow
     assert table.exit_code == 0, table.output
     assert [rule for rule in DriftRule if rule.value in table.output] == [wanted]
+    header, *rows = [line.split("\t") for line in table.stdout.splitlines()]
+    assert header == ["time", "activity", "rule", "severity", "entitlement", "tickets", "message"]
+    expected = [d for d in documents if wanted.value in d["finding_info"]["types"]]
+    assert sorted(row[6] for row in rows) == sorted(d["message"] for d in expected)  # whole, on one line
 
     followed = runner.invoke(app, ["alerts", "tail", "--topic", topic, "--from-beginning", "--idle-exit", "1"], env=env)
     assert followed.exit_code == 0, followed.output

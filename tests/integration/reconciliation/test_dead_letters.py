@@ -45,6 +45,7 @@ async def test_undecodable_records_are_dead_lettered_and_processing_continues(
             headers = dict(record.headers)
             assert headers["dlq_source_topic"].decode() == topic
             assert headers["dlq_service"] == b"reconciliation"
+            assert headers["dlq_kind"] == b"malformed"
             assert headers["dlq_reason"]
             assert headers["dlq_source_offset"].decode().isdigit()
             assert headers["dlq_original_ce_id"] == b"x-1"

@@ -40,7 +40,8 @@ class RunningIntake:
 
     @property
     def dead_letters(self) -> str:
-        return dlq(self.settings.tickets_topic)
+        """Where ServiceNow payloads that cannot be mapped go, by webhook or raw record: the raw topic's DLQ."""
+        return dlq(self.settings.servicenow_raw_topic)
 
     async def stop(self) -> None:
         for stop in self.intake.runtime.stoppers:
@@ -60,6 +61,7 @@ async def start_intake(
         "tickets_topic": unique("it.intake.tickets"),
         "servicenow_raw_topic": unique("it.intake.raw.servicenow"),
         "jira_raw_topic": unique("it.intake.raw.jira"),
+        "generic_raw_topic": unique("it.intake.raw.generic"),
         "group_id": unique("it-intake"),
         "servicenow_secret": SN_SECRET,
         "generic_secret": GENERIC_SECRET,

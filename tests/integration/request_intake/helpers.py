@@ -109,5 +109,6 @@ async def produce_raw(settings: KafkaSettings, topic: str, values: list[bytes]) 
 def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
     for key, value in record.headers or ():
         if key == name:
-            return value.decode()
+            text: str = value.decode()
+            return text
     return None

@@ -10,6 +10,7 @@ import pytest
 
 from closeloop.contracts.tickets import TicketTransition
 from closeloop.settings import KafkaSettings
+from closeloop.topics import dlq
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
 from tests.integration.request_intake.conftest import RunningIntake
@@ -89,6 +90,7 @@ async def test_raw_records_that_cannot_be_mapped_go_to_the_same_dead_letter_topi
     mine = [r for r in letters if r.value and marker.encode() in r.value]
     assert [r.value for r in mine] == [bad_json, encode(unmappable)]
     assert [header(r, "dlq_source_topic") for r in mine] == [raw_topic, raw_topic]
+    assert [header(r, "dlq_kind") for r in mine] == ["malformed", "malformed"]
     assert (header(mine[0], "dlq_reason") or "").startswith("invalid_json: <body>")
     assert header(mine[1], "dlq_reason") == (
         "unmappable: variables.access_resource: missing; required for access_request tickets"
@@ -97,3 +99,30 @@ async def test_raw_records_that_cannot_be_mapped_go_to_the_same_dead_letter_topi
     # Bad input never stops the consumer: the record after them is processed.
     await read_topic(kafka_settings, running.tickets, until=records_with(marker[::-1], 1))
     assert not ticket_events(await read_all(kafka_settings, running.tickets), marker)
+
+
+@pytest.mark.parametrize("system", ["jira", "generic"])
+async def test_each_systems_webhook_letters_wait_on_its_own_raw_topics_dlq(
+    running: RunningIntake, http: aiohttp.ClientSession, kafka_settings: KafkaSettings, system: str
+) -> None:
+    marker = uuid.uuid4().hex
+    body = f'{{"marker": "{marker}", '.encode()
+    reply = await (post_jira(http, running, body) if system == "jira" else post_standard(http, running, system, body))
+    assert reply.status == 422
+    raw_topic = running.settings.raw_topic(system)
+    letters = await read_topic(kafka_settings, dlq(raw_topic), until=records_with(marker, 1))
+    [letter] = [r for r in letters if r.value == body]
+    assert (header(letter, "dlq_source"), header(letter, "dlq_source_topic")) == (f"webhook:{system}", raw_topic)
+    assert header(letter, "dlq_kind") == "malformed"
+
+
+async def test_generic_raw_records_are_consumed_like_generic_webhooks(
+    running: RunningIntake, kafka_settings: KafkaSettings
+) -> None:
+    payload = load("generic", "ticket_approved.json")
+    ticket_id = uuid.uuid4().hex
+    payload["data"]["ticket_id"] = ticket_id
+    await produce_raw(kafka_settings, running.settings.generic_raw_topic, [encode(payload)])
+    await read_topic(kafka_settings, running.tickets, until=records_with(ticket_id, 1))
+    [event] = ticket_events(await read_all(kafka_settings, running.tickets), ticket_id)
+    assert (event.system, event.transition) == ("generic", T.APPROVED)

@@ -252,6 +252,9 @@ async def test_invalid_json_is_422_and_kept_in_the_dead_letter_topic(
     assert "not JSON" in reply.body["detail"]
     [letter] = [r for r in await read_all(kafka_settings, running.dead_letters) if r.value == body]
     assert header(letter, "dlq_source") == "webhook:servicenow"
+    # Replayable where a raw record of the same payload would go: the ServiceNow raw topic.
+    assert header(letter, "dlq_source_topic") == running.settings.servicenow_raw_topic
+    assert header(letter, "dlq_kind") == "malformed"
     assert (header(letter, "dlq_reason") or "").startswith("invalid_json: <body>")
     assert header(letter, "dlq_original_webhook-id") == f"bad-json-{marker}"
     assert header(letter, "dlq_original_webhook-signature") is None

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from closeloop.contracts.base import Envelope
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged
 from connectors.envelopes import records_of
 from connectors.model import ConnectorEvent, ParseContext, ParseResult, StateEntry
@@ -59,7 +60,7 @@ class Runner:
         return events
 
 
-def summary(events: Iterable[ConnectorEvent]) -> list[tuple[str, str]]:
+def summary(events: Iterable[Envelope]) -> list[tuple[str, str]]:
     """(action, entitlement key) for grants, ("status:<status>", principal) for status changes."""
     out = []
     for event in events:

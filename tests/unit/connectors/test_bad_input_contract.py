@@ -25,7 +25,7 @@ def hook(mem_client: tuple[MemoryIngestion, TestClient[Any, Any]]) -> tuple[Memo
 
 
 def okta_event(**changes: Any) -> dict[str, Any]:
-    event = copy.deepcopy(fixture("okta", "group_membership_add"))
+    event: dict[str, Any] = copy.deepcopy(fixture("okta", "group_membership_add"))
     event.update(changes)
     return event
 

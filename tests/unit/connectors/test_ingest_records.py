@@ -57,6 +57,8 @@ async def test_single_record_dead_letter_keeps_the_original_bytes() -> None:
     raw = fixture_bytes("okta", "target_null_group_add")
     await mem.ingest("okta", records("okta", "target_null_group_add"), Origin(kind="hook", detail="x", raw=raw))
     assert mem.sink.rejected[0].value == raw
+    # Named by source, so the sink can put it on that source's raw topic's dead-letter topic.
+    assert (mem.sink.rejected[0].source, mem.sink.rejected[0].origin) == ("okta", "hook:x")
 
 
 async def test_records_that_carry_no_grant_are_counted_by_reason() -> None:

@@ -14,6 +14,7 @@ from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatus,
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent, TicketKind, TicketTransition
+from closeloop.dead_letter import Kind
 from closeloop.record import RecordTopics
 from expiry.context import ExpiryContext, ExpiryPolicy
 from expiry.kafka_entry import TriggerEntry
@@ -132,6 +133,7 @@ async def test_bad_input_is_rejected_for_the_dead_letter_topic(topic: str, value
     with pytest.raises(BadInput) as caught:
         await trigger_entry.process(record(topic, value))
     assert reason.lower() in caught.value.reason.lower()
+    assert caught.value.kind is Kind.MALFORMED
 
 
 @pytest.mark.parametrize("topic", [SETTINGS.tickets_topic, SETTINGS.grants_topic])

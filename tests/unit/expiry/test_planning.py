@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,12 +17,12 @@ SLA = timedelta(minutes=15)
 SCHEDULE = RetrySchedule(initial=timedelta(minutes=1), factor=2, maximum=timedelta(minutes=30), max_attempts=3)
 
 
-def record(status: EntitlementStatus = EntitlementStatus.ACTIVE, **fields: object) -> EntitlementRecord:
+def record(status: EntitlementStatus = EntitlementStatus.ACTIVE, **fields: Any) -> EntitlementRecord:
     return EntitlementRecord.new(KEY, status=status, **fields)
 
 
-def revoking(**fields: object) -> EntitlementRecord:
-    base: dict[str, object] = {
+def revoking(**fields: Any) -> EntitlementRecord:
+    base: dict[str, Any] = {
         "revoke_requested_at": NOW - SLA,
         "revoke_confirm_by": NOW,
         "verified_at": NOW - timedelta(days=1),

@@ -31,7 +31,7 @@ class FakeProducer:
 
 def beacon(producer: FakeProducer, marks: SourceMarks | None = None) -> ProgressBeacon:
     return ProgressBeacon(
-        producer,  # type: ignore[arg-type]
+        producer,
         "itsm.tickets.v1",
         "request-intake@a",
         "closeloop/request-intake",

@@ -13,6 +13,7 @@ def test_every_design_topic_is_declared_with_its_dead_letter_topic() -> None:
         "drift.alerts.v1",
         "itsm.raw.servicenow",
         "itsm.raw.jira",
+        "itsm.raw.generic",
         *(f"iam.raw.{s}" for s in ("okta", "entra", "cloudtrail", "github", "k8s", "vault")),
     }
     assert design <= names

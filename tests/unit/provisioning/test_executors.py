@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
-from closeloop.contracts.entitlements import EntitlementStatus
+from closeloop.contracts.entitlements import EntitlementStatus, RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.record import Cause, EntitlementRecord
 from provisioning.executors import ExecutionStatus, Executors, GitHubExecutor, ManualExecutor, OktaExecutor
@@ -29,7 +29,10 @@ def command(entitlement: EntitlementKey, action: CommandAction) -> ProvisioningC
         entitlement, status=EntitlementStatus.ACTIVE, version=1, updated_at=T0, created_at=T0
     )
     return record.command(
-        action, "approved_request" if action is CommandAction.GRANT else "ticket", cause=Cause.new(), actor="test"
+        action,
+        "approved_request" if action is CommandAction.GRANT else RevocationTrigger.TICKET,
+        cause=Cause.new(),
+        actor="test",
     )
 
 

@@ -8,7 +8,13 @@ import pytest
 
 from closeloop.contracts.codec import decode, encode
 from closeloop.contracts.commands import CommandAction
-from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus, TicketRef
+from closeloop.contracts.entitlements import (
+    EntitlementChange,
+    EntitlementEvent,
+    EntitlementStatus,
+    RevocationTrigger,
+    TicketRef,
+)
 from closeloop.record import (
     ALLOWED_MOVES,
     Cause,
@@ -121,7 +127,7 @@ def test_command_ids_are_per_action_and_version() -> None:
     cause = Cause.new()
     grant = record.command(CommandAction.GRANT, "approved_request", cause=cause, actor="p", ticket=ACCESS)
     again = record.command(CommandAction.GRANT, "approved_request", cause=Cause.new(), actor="p", ticket=ACCESS)
-    revoke = record.command(CommandAction.REVOKE, "ticket", cause=cause, actor="p", ticket=REVOKE)
+    revoke = record.command(CommandAction.REVOKE, RevocationTrigger.TICKET, cause=cause, actor="p", ticket=REVOKE)
     assert grant.command_id == again.command_id
     assert grant.event_id == again.event_id
     assert revoke.command_id != grant.command_id

@@ -65,7 +65,7 @@ def ticket(
     version: int | None = None,
     approver: bool = True,
 ) -> TicketEvent:
-    approvals = ()
+    approvals: tuple[Approval, ...] = ()
     if approver and transition == TicketTransition.APPROVED:
         approvals = (Approval(approver="manager@example.com", decision=ApprovalDecision.APPROVED, decided_at=at),)
     access = None

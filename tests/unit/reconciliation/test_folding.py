@@ -15,7 +15,7 @@ from reconciliation.apply_record import apply_record
 from reconciliation.apply_status import apply_credential, apply_status, index_key
 from reconciliation.join_engine import new_state
 from reconciliation.merge_ticket import merge_ticket, put_ticket
-from reconciliation.state import SnapshotProgress
+from reconciliation.state import SnapshotProgress, TicketFact
 from reconciliation.sweep_snapshot import in_scope, sweep_entitlement
 from tests.unit.reconciliation.scenarios import grant, key, marker, record, status, ticket
 
@@ -83,7 +83,7 @@ def test_ticket_validity_from_duration_date_or_window() -> None:
 
 
 def test_put_ticket_keeps_the_most_recent() -> None:
-    facts = ()
+    facts: tuple[TicketFact, ...] = ()
     for i in range(5):
         facts = put_ticket(
             facts,

@@ -93,7 +93,10 @@ def test_unit_of_work_collects_writes_per_partition_and_rolls_back_one_input() -
 
 def test_join_records_round_trip_and_reject_garbage() -> None:
     event = grant(K, T0)
-    headers = forward_headers("event", "iam.grants.v1", 2, 17, [("ce_id", b"1"), ("cl_kind", b"spoofed")])
+    original = [("ce_id", b"1"), ("cl_kind", b"spoofed"), ("cl_origin_key", b"spoofed")]
+    headers = forward_headers("event", "iam.grants.v1", 2, 17, original, b"input-key")
+    # The input's own key travels with it, so a dead letter of the join replays with its original key.
+    assert [v for k, v in headers if k in ("cl_kind", "cl_origin_key")] == [b"event", b"input-key"]
     item = decode_join_record(event.model_dump_json().encode(), headers, 1)
     assert (item.kind, item.partition, item.event) == ("event", 1, event)
     value, tick_headers = tick_record([str(K)])

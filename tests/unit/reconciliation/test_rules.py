@@ -371,7 +371,7 @@ class TestStaleCredential:
     def credential(self, rotated: datetime | None = None, state: str = "active") -> CredentialFact:
         return CredentialFact(
             credential_id="00T1", credential_type="okta_api_token", created_at=T0, rotated_at=rotated, status=state
-        )  # type: ignore[arg-type]
+        )
 
     def test_older_than_policy_fires_rotation_clears(self) -> None:
         view = view_of(

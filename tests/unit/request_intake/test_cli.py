@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -41,3 +42,23 @@ def test_check_mapping_refuses_a_bad_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check-mapping", "--mapping", str(bad)])
     assert result.exit_code == 1
     assert "fieldz" in result.output
+
+
+def test_normalize_piped_keeps_every_value_whole_and_offers_json() -> None:
+    args = ["normalize", str(DATA / "servicenow" / "table_api_page.json"), "--system", "servicenow"]
+    piped = runner.invoke(app, args, env={"COLUMNS": "40"})  # narrow, and not a terminal
+    assert piped.exit_code == 0, piped.output
+    header, *rows = [line.split("\t") for line in piped.stdout.splitlines()]
+    assert header == ["#", "ticket", "result", "detail", "entitlement"]
+    assert rows[-1] == [
+        "1",
+        "RITM0010042",
+        "event",
+        "approved (kind access_request, version 4)",
+        "okta:user:alice.smith@example.com|okta:group:00g1engadmins|member",
+    ]
+    listed = json.loads(runner.invoke(app, [*args, "--json"], env={"COLUMNS": "40"}).stdout)
+    assert [row["detail"] for row in listed] == [
+        "requested (kind access_request, version 2)",
+        "approved (kind access_request, version 4)",
+    ]

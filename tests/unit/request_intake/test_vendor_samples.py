@@ -83,6 +83,7 @@ def test_jira_samples_become_events_when_their_project_is_an_access_desk() -> No
             assert result.draft.entitlement is not None
             assert result.draft.entitlement.resource == "okta:group:00gsample"
         else:
+            assert isinstance(result, Skipped), result
             assert result.why in {"not_a_status_change", "unsupported_event"}
     assert seen == [
         ("TES-41", 10222, "requested", False),  # Cloud issue_created, status To Do (new)
