@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.commands import ProvisioningCommand
+from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.tickets import TicketEvent
@@ -23,7 +24,16 @@ Headers = Sequence[tuple[str, bytes]]
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
     cls.EVENT_TYPE: cls
-    for cls in (TicketEvent, GrantEvent, PrincipalStatusChanged, SnapshotMarker, EntitlementEvent, ProvisioningCommand)
+    for cls in (
+        TicketEvent,
+        GrantEvent,
+        PrincipalStatusChanged,
+        SnapshotMarker,
+        EntitlementEvent,
+        ProvisioningCommand,
+        IdentityLinked,
+        ResourceCatalogued,
+    )
 }
 
 # (event_type, from_version) -> function producing the JSON of from_version + 1.

@@ -332,7 +332,6 @@ def test_record_fields_that_cannot_be_read(change: dict[str, Any], field: str) -
         ("request_kind", "teleport"),
         ("requested_for_kind", "alien"),
         ("access_system", "okta/prod!"),
-        ("access_resource", "00g1engadmins"),
         ("access_resource", "entra:group:abc"),
     ],
 )
