@@ -32,17 +32,21 @@ from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from closeloop.contracts.base import Envelope
-from closeloop.contracts.codec import DecodeError, decode
+from closeloop.contracts.codec import DecodeError, decode, encode, kafka_key
+from closeloop.contracts.directory import IdentityLinked
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
+from closeloop.identity import Directory
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
-from closeloop.settings import KafkaSettings
+from closeloop.settings import IdentitySettings, KafkaSettings
 from closeloop.topics import dlq
+from reconciliation.bind_ticket import bind_ticket
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
+from reconciliation.directory_feed import DirectoryFeed
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
     ORIGIN_OFFSET,
@@ -57,7 +61,7 @@ from reconciliation.join_records import (
     tick_record,
 )
 from reconciliation.ledger import AlertLedger
-from reconciliation.routing import partition_for, principal_of_key, route
+from reconciliation.routing import partition_for, principal_of_key, route, ticket_principal
 from reconciliation.rules.base import RulePolicy
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.sinks.alert_record import AlertEncoder
@@ -167,8 +171,18 @@ class Reconciler:
         grants_partitions: int,
         data_dir: Path,
         clock: Clock = utcnow,
+        identity: IdentitySettings | None = None,
     ) -> None:
         self.settings = settings
+        self.identity = identity or IdentitySettings()
+        # The identity graph and resource catalog, whole on every worker (see directory_feed.py for why).
+        self.directory = Directory.from_settings(self.identity)
+        self.feed = DirectoryFeed(
+            kafka, (self.identity.links_topic, self.identity.catalog_topic), self.directory, metrics
+        )
+        self._feed_task: asyncio.Task[None] | None = None
+        # Keys holding tickets whose references are not bound yet -> (join partition, directory version tried).
+        self.pending: dict[str, tuple[int, int]] = {}
         self.kafka = kafka
         self.metrics = metrics
         self.extra = ReconcilerMetrics(metrics)
@@ -179,6 +193,7 @@ class Reconciler:
             snapshot_copies=grants_partitions,
             max_tickets_per_key=settings.max_tickets_per_key,
             settle=settings.join_settle,
+            directory=self.directory,
         )
         self.encoder = AlertEncoder(
             ocsf_version=settings.ocsf_version,
@@ -258,6 +273,7 @@ class Reconciler:
     def _router(self, topic: str, expected: tuple[type[Envelope], ...]) -> Callable[[Any], Awaitable[None]]:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
+                await self.feed.ready.wait()  # references bind against the whole directory, as before a restart
                 await self._guarded(self.route_batch(topic, expected, await self.continuous(topic, events)))
 
         agent.__name__ = f"route_{topic.replace('.', '_')}"
@@ -345,6 +361,11 @@ class Reconciler:
                     )
                 )
                 continue
+            if isinstance(decoded, TicketEvent):
+                pending += await self._route_ticket(topic, message, decoded)
+                continue
+            if isinstance(decoded, GrantEvent | PrincipalStatusChanged):
+                pending += await self._announce(decoded)
             routed = route(decoded)
             if routed.principal is not None:
                 target = partition_for(routed.principal, self.partitions)
@@ -362,6 +383,42 @@ class Reconciler:
         # The batch is acknowledged (and its offsets committed) only once everything it produced is durable.
         await asyncio.gather(*pending)
 
+    async def _route_ticket(self, topic: str, message: Incoming, event: TicketEvent) -> list[Awaitable[Any]]:
+        """A ticket goes to the partition of every account it binds to, or is parked under its provisional key."""
+        binding = bind_ticket(event, self.directory)
+        sent: list[Awaitable[Any]] = []
+        if binding.pending:
+            principal = ticket_principal(event)
+            if principal is None:
+                self.metrics.skip(topic, "ticket names no principal")
+                return sent
+            headers = forward_headers("pending", topic, message.partition, message.offset, message.headers)
+            target = partition_for(principal, self.partitions)
+            sent.append(await self._send(self.join_topic_name, principal.encode(), message.value, target, headers))
+            return sent
+        for bound in binding.events:
+            value = message.value if bound is event else encode(bound)
+            routed = route(bound)
+            if routed.principal is not None:
+                headers = forward_headers("event", topic, message.partition, message.offset, message.headers)
+                target = partition_for(routed.principal, self.partitions)
+                sent.append(await self._send(self.join_topic_name, routed.principal.encode(), value, target, headers))
+            elif routed.broadcast:
+                headers = forward_headers("person", topic, message.partition, message.offset, message.headers)
+                for target in range(self.partitions):
+                    sent.append(await self._send(self.join_topic_name, None, value, target, headers))
+            else:
+                self.metrics.skip(topic, routed.skip_reason or "unroutable")
+        return sent
+
+    async def _announce(self, event: GrantEvent | PrincipalStatusChanged) -> list[Awaitable[Any]]:
+        """Announce the names and resources a grant teaches the directory (only what it did not know)."""
+        sent: list[Awaitable[Any]] = []
+        for taught in self.directory.observe(event, f"closeloop/{SERVICE}"):
+            topic = self.identity.links_topic if isinstance(taught, IdentityLinked) else self.identity.catalog_topic
+            sent.append(await self._send(topic, kafka_key(taught), encode(taught), None, []))
+        return sent
+
     async def _send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, headers: Headers
     ) -> Awaitable[Any]:
@@ -378,7 +435,10 @@ class Reconciler:
     async def join_batch(self, records: list[Incoming]) -> None:
         started = time.perf_counter()
         now = self.clock()
+        # Read before any input: a pending ticket parked in this batch was tried at this version or a later one.
+        tried_version = self.directory.version
         uow = UnitOfWork(self.store, self.partitions)
+        forwards: list[Awaitable[Any]] = []
         emissions = []
         letters: list[Awaitable[Any]] = []
         self.extra.batch.observe(len(records))
@@ -402,6 +462,8 @@ class Reconciler:
             if outcome.skipped:
                 self.metrics.skip(self.join_topic_name, outcome.skipped)
             emissions.extend(outcome.emissions)
+            for bound in outcome.forwards:
+                forwards.append(await self._forward(bound, headers))
 
         sent = []
         for emission in emissions:
@@ -417,7 +479,7 @@ class Reconciler:
                 )
             )
         # Alerts (and dead letters) are durable before the state that says they were sent.
-        await asyncio.gather(*(future for _, _, future in sent), *letters)
+        await asyncio.gather(*(future for _, _, future in sent), *letters, *forwards)
         acked = self.clock()
         for emission, record, _ in sent:
             self.ledger.add(record.event_id)
@@ -433,9 +495,26 @@ class Reconciler:
             self.store.write(write)
         for state in dirty:
             self.deadlines.arm(state.key, state.next_check, partition_for(state.principal, self.partitions))
+            if state.pending:
+                self.pending[state.key] = (partition_for(state.principal, self.partitions), tried_version)
+            else:
+                self.pending.pop(state.key, None)
         self.extra.deadlines.set(len(self.deadlines))
         self.joined += len(records)
         self.metrics.observe(self.join_topic_name, time.perf_counter() - started)
+
+    async def _forward(self, bound: TicketEvent, headers: Headers) -> Awaitable[Any]:
+        """A ticket bound late goes to its bound key's partition, as if it had named the ids in the first place."""
+        routed = route(bound)
+        principal = routed.principal or ticket_principal(bound) or ""
+        origin = [(k, v) for k, v in headers if k != "cl_kind"]
+        return await self._send(
+            self.join_topic_name,
+            principal.encode(),
+            encode(bound),
+            partition_for(principal, self.partitions),
+            [("cl_kind", b"event"), *origin],
+        )
 
     def _join_letter(self, message: Incoming, headers: Headers, reason: str) -> DeadLetter:
         origin_topic = header(headers, ORIGIN_TOPIC) or self.join_topic_name
@@ -465,11 +544,14 @@ class Reconciler:
     def rebuild_deadlines(self, owned: set[int]) -> None:
         dropped = self.store.drop_except(self._kept_partitions() | owned, self.partitions)
         entries = []
+        self.pending = {}
         for key, raw in self.store.items(ENTITLEMENTS):
             at = raw.get("next_check")
             partition = partition_for(principal_of_key(key), self.partitions)
             if at and partition in owned:
                 entries.append((key, datetime.fromisoformat(at), partition))
+            if raw.get("pending") and partition in owned:
+                self.pending[key] = (partition, -1)  # not tried against this worker's directory yet
         self.deadlines.rebuild(entries)
         self._owned = owned
         self._rebuilt_at = time.monotonic()
@@ -485,6 +567,7 @@ class Reconciler:
         if not owned:
             return
         due = self.deadlines.pop_due(self.clock(), owned, timedelta(seconds=self.settings.tick_retry_s))
+        due += self._rebind_due(owned)
         by_partition: dict[int, list[str]] = {}
         for key, partition in due:
             by_partition.setdefault(partition, []).append(key)
@@ -493,6 +576,14 @@ class Reconciler:
                 value, headers = tick_record(keys[start : start + TICK_KEYS_MAX])
                 # Fire and forget: an unanswered tick is re-armed after tick_retry_s.
                 await self._send(self.join_topic_name, None, value, partition, headers)
+
+    def _rebind_due(self, owned: set[int]) -> list[tuple[str, int]]:
+        """Pending tickets to try again: the directory learned something since they were last tried."""
+        version = self.directory.version
+        due = [(k, p) for k, (p, tried) in self.pending.items() if tried < version and p in owned]
+        for key, partition in due:
+            self.pending[key] = (partition, version)
+        return due
 
     # --- rebalance, readiness, lifecycle ---------------------------------------------------------------------
 
@@ -522,6 +613,7 @@ class Reconciler:
             and not self.app.rebalancing
             and not self.app.in_recovery
             and self.ledger.ready.is_set()
+            and self.feed.ready.is_set()
             and not self._stop.is_set()
         )
 
@@ -530,6 +622,7 @@ class Reconciler:
 
     async def run(self) -> None:
         """Run the faust app until asked to stop; raise if faust stopped by itself (crashed)."""
+        self._feed_task = asyncio.create_task(self.feed.run(self._stop))
         await self.app.start()
         stopped = asyncio.create_task(self.app.wait_until_stopped())
         asked = asyncio.create_task(self._stop.wait())
@@ -542,5 +635,6 @@ class Reconciler:
             stopped.cancel()
             if self._ledger_task is not None:
                 self._ledger_task.cancel()
+            self._feed_task.cancel()
         if not self._stop.is_set():
             raise RuntimeError(f"faust app stopped unexpectedly: {self.app.crash_reason!r}")

@@ -80,4 +80,13 @@ CONTROLS: dict[DriftRule, Controls] = {
         "Review the automated change with a human approver; revert it if not approved.",
         other=(("NIST AI RMF 1.0", "GOVERN 3.2 human oversight of AI systems"),),
     ),
+    DriftRule.UNRESOLVED_REFERENCE: Controls(
+        (),
+        (PR_AA_05,),
+        None,
+        "Correct the name in the ticket, or teach it: load the catalog or alias file, or run a connector snapshot.",
+    ),
+    DriftRule.AMBIGUOUS_REFERENCE: Controls(
+        (), (PR_AA_05,), None, "Name the resource by its id (or a unique alias) in the ticket; closeloop does not guess."
+    ),
 }

@@ -19,7 +19,7 @@ KIND = "cl_kind"
 ORIGIN_TOPIC = "cl_origin_topic"
 ORIGIN_PARTITION = "cl_origin_partition"
 ORIGIN_OFFSET = "cl_origin_offset"
-KINDS = ("event", "marker", "person", "tick")
+KINDS = ("event", "marker", "person", "tick", "pending")
 
 Headers = list[tuple[str, bytes]]
 

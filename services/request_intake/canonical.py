@@ -15,8 +15,8 @@ import re
 
 from closeloop.contracts.identity import IdentityKind, canonical_ref, split_ref
 from closeloop.contracts.tickets import TicketKind
-from closeloop.identity.directory import DEFAULT_RESOURCE_TYPES
 from closeloop.identity.names import typed_parts
+from closeloop.settings import DEFAULT_RESOURCE_TYPES
 from request_intake.mapping import CommonMapping, fold
 
 _SYSTEM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

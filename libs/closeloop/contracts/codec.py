@@ -108,6 +108,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def kafka_key(event: Envelope) -> bytes | None:
+    if isinstance(event, IdentityLinked | ResourceCatalogued):
+        return event.record_key()
     key = getattr(event, "key", None)
     if key is not None:
         return str(key).encode()

@@ -38,6 +38,10 @@ class IdentityLinked(Envelope):
         default=None, max_length=600, description="The identity the operator assigns the names to."
     )
 
+    def record_key(self) -> bytes:
+        """Compaction key: the latest statement about an operator identity, or about an account and its names."""
+        return (f"operator:{self.identity_id}" if self.identity_id else self.names[0]).encode()
+
 
 class ResourceCatalogued(Envelope):
     """One resource of the catalog: its canonical id, the display name its source shows, and its aliases."""
@@ -52,3 +56,7 @@ class ResourceCatalogued(Envelope):
         default=(), max_length=50, description="Other names people use for it (catalog file, operator)."
     )
     origin: str = Field(min_length=1, max_length=100, description="`operator` or the observing source.")
+
+    def record_key(self) -> bytes:
+        """Compaction key: the latest statement about the resource."""
+        return self.resource.encode()

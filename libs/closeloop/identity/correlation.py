@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from closeloop.contracts.identity import canonical_ref, split_ref
+from closeloop.settings import DEFAULT_CORRELATION_RULES
 
-# Systems whose user ids are the email by default (what tickets naming an email always meant there).
-DEFAULT_RULES_SPEC: dict[str, str] = {
-    "okta": "okta:user:{email}",
-    "entra": "entra:user:{email}",
-    "k8s": "k8s:user:{email}",
-}
 
 
 @dataclass(frozen=True)
@@ -58,4 +53,4 @@ def parse_rules(spec: Mapping[str, Any]) -> dict[str, CorrelationRule]:
     return rules
 
 
-DEFAULT_RULES = parse_rules(DEFAULT_RULES_SPEC)
+DEFAULT_RULES = parse_rules(DEFAULT_CORRELATION_RULES)

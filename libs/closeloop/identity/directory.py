@@ -21,19 +21,11 @@ from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged
 from closeloop.contracts.identity import canonical_ref, split_ref
 from closeloop.identity.catalog import ResourceCatalog
-from closeloop.identity.correlation import DEFAULT_RULES, CorrelationRule
+from closeloop.identity.correlation import DEFAULT_RULES, CorrelationRule, parse_rules
 from closeloop.identity.graph import IdentityGraph, LinkConflict
 from closeloop.identity.names import canonical_parts, email_name, is_email, typed_parts
+from closeloop.settings import DEFAULT_RESOURCE_TYPES, IdentitySettings
 
-# The type a bare resource name means on each system (configurable).
-DEFAULT_RESOURCE_TYPES: dict[str, str] = {
-    "okta": "group",
-    "entra": "group",
-    "aws": "policy",
-    "github": "repo",
-    "k8s": "clusterrole",
-    "vault": "policy",
-}
 
 
 class Outcome(StrEnum):
@@ -81,6 +73,10 @@ class Directory:
         self.catalog = ResourceCatalog()
         self.default_types = dict(DEFAULT_RESOURCE_TYPES if default_types is None else default_types)
         self.rules = dict(DEFAULT_RULES if rules is None else rules)
+
+    @classmethod
+    def from_settings(cls, settings: IdentitySettings) -> Directory:
+        return cls(default_types=settings.default_resource_types, rules=parse_rules(settings.correlation_rules))
 
     @property
     def version(self) -> int:
