@@ -118,6 +118,73 @@ def revocation_story(system: str, base: datetime, tag: str, benign: bool) -> Sce
     return Scenario(f"revocation_{system}", None if benign else DriftRule.CLOSED_NOT_REMOVED, inputs, str(k))
 
 
+def alias_story(base: datetime, tag: str) -> tuple[list[tuple[str, Envelope]], set[tuple[str, DriftRule]]]:
+    """An operator alias links a GitHub login to an email; the next ticket for the email approves the GitHub
+    grant (no UNTICKETED_GRANT), while a broader privilege raises SCOPE_EXCEEDS_APPROVAL."""
+    user, repo, email = f"github:user:alice-{tag}", f"github:repo:acme/api-{tag}", f"alice.{tag}@example.com"
+    approved = ticket(key(user, repo, "write"), TicketTransition.APPROVED, base, ticket_id=f"alias-{tag}")
+    inputs: list[tuple[str, Envelope]] = [
+        (LINKS, linked((email_name(email), user), base, accounts=(user,), origin="operator")),
+        (TICKETS, as_written(approved, f"github:user:{email}", repo, email, f"acme/api-{tag}")),
+        (GRANTS, grant(key(user, repo, "write"), base + timedelta(seconds=1))),
+        (GRANTS, grant(key(user, repo, "admin"), base + timedelta(seconds=1))),
+    ]
+    return inputs, {(f"{user}|{repo}|admin", DriftRule.SCOPE_EXCEEDS_APPROVAL)}
+
+
+OFFBOARDED_ACCOUNTS = {
+    "okta:user:bob.{tag}@example.com": "okta:group:00gbob{tag}",
+    "github:user:bob-{tag}": "github:repo:acme/bob-{tag}",
+    "aws:user:arn:aws:iam::123456789012:user/bob-{tag}": "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",
+    "entra:user:bob.{tag}@example.com": "entra:group:9a8b{tag}",
+    "k8s:user:bob.{tag}@example.com": "k8s:clusterrole:view-{tag}",
+    "vault:user:bob-{tag}": "vault:policy:payments-{tag}",
+}
+
+
+def offboarding_story(base: datetime, tag: str) -> tuple[list[tuple[str, Envelope]], set[tuple[str, DriftRule]]]:
+    """An offboarding ticket naming only an email: CLOSED_NOT_REMOVED on every linked account still live, in every
+    system (the one account revoked in time raises nothing)."""
+    email = f"bob.{tag}@example.com"
+    earlier = base - timedelta(hours=1)
+    inputs: list[tuple[str, Envelope]] = []
+    expected: set[tuple[str, DriftRule]] = set()
+    for template, resource_template in OFFBOARDED_ACCOUNTS.items():
+        principal, resource = template.format(tag=tag), resource_template.format(tag=tag)
+        system = principal.split(":", 1)[0]
+        k = key(principal, resource, "read")
+        inputs += [
+            (LINKS, linked((principal, email_name(email)), earlier, accounts=(principal,), origin=system)),
+            (TICKETS, ticket(k, TicketTransition.APPROVED, earlier, ticket_id=f"a-{system}-{tag}")),
+            (GRANTS, grant(k, earlier)),
+        ]
+        if system == "okta":
+            inputs.append((GRANTS, grant(k, base + timedelta(milliseconds=500), action=GrantAction.REVOKE)))
+        else:
+            expected.add((str(k), DriftRule.CLOSED_NOT_REMOVED))
+    offboarding = ticket(
+        None, TicketTransition.CLOSED_COMPLETE, base, ticket_id=f"off-{tag}", kind=TicketKind.OFFBOARDING,
+        requested_for=email,
+    )  # fmt: skip
+    inputs.append((TICKETS, offboarding))
+    return inputs, expected
+
+
+def late_binding_story(base: datetime, tag: str) -> tuple[list[tuple[str, Envelope]], set[tuple[str, DriftRule]]]:
+    """Nothing knows `acme/payments-<tag>` or the person's GitHub login when the ticket arrives; the first grant
+    teaches both (its record carries the verified email): the ticket binds, no alert."""
+    user, repo, email = f"github:user:ann-{tag}", f"github:repo:acme/payments-{tag}", f"ann.{tag}@example.com"
+    approved = ticket(key(user, repo, "write"), TicketTransition.APPROVED, base, ticket_id=f"late-{tag}")
+    taught = grant(key(user, repo, "write"), base + timedelta(seconds=1)).model_copy(
+        update={"principal_aliases": (email_name(email),)}
+    )
+    inputs: list[tuple[str, Envelope]] = [
+        (TICKETS, as_written(approved, f"github:user:{email}", repo, email, f"acme/payments-{tag}")),
+        (GRANTS, taught),
+    ]
+    return inputs, set()
+
+
 SYSTEM_STORIES = {
     (system, story.__name__): story for system in SYSTEM_ACCOUNTS for story in (scope_story, revocation_story)
 }
