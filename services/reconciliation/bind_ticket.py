@@ -50,7 +50,9 @@ def bind_ticket(event: TicketEvent, directory: Directory) -> Binding:
     accounts = person.values if person is not None else ((provisional,) if provisional else ())
     bound_resource = resource.values[0] if resource is not None else access.resource
     if not accounts:
-        return Binding(events=(event.model_copy(update={"access": access.model_copy(update={"resource": bound_resource})}),))
+        return Binding(
+            events=(event.model_copy(update={"access": access.model_copy(update={"resource": bound_resource})}),)
+        )
     copies = []
     for account in accounts:
         key = EntitlementKey(principal=account, resource=bound_resource, privilege=access.privilege)

@@ -87,6 +87,9 @@ CONTROLS: dict[DriftRule, Controls] = {
         "Correct the name in the ticket, or teach it: load the catalog or alias file, or run a connector snapshot.",
     ),
     DriftRule.AMBIGUOUS_REFERENCE: Controls(
-        (), (PR_AA_05,), None, "Name the resource by its id (or a unique alias) in the ticket; closeloop does not guess."
+        (),
+        (PR_AA_05,),
+        None,
+        "Name the resource by its id (or a unique alias) in the ticket; closeloop does not guess.",
     ),
 }

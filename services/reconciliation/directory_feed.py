@@ -28,7 +28,9 @@ log = get_logger(__name__)
 
 
 class DirectoryFeed:
-    def __init__(self, kafka: KafkaSettings, topics: tuple[str, ...], directory: Directory, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, topics: tuple[str, ...], directory: Directory, metrics: ServiceMetrics
+    ) -> None:
         self._kafka = kafka
         self._topics = topics
         self.directory = directory

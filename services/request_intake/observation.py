@@ -16,7 +16,14 @@ from pydantic import ValidationError
 
 from closeloop.contracts.codec import describe_validation_error
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-from closeloop.contracts.tickets import Approval, RequestedAccess, TicketEvent, TicketKind, TicketTransition, TicketReferences
+from closeloop.contracts.tickets import (
+    Approval,
+    RequestedAccess,
+    TicketEvent,
+    TicketKind,
+    TicketReferences,
+    TicketTransition,
+)
 from request_intake.problems import Unmappable
 
 # Statuses after which the ticket is finished; leaving one of them is a reopening.

@@ -17,7 +17,6 @@ from closeloop.contracts.identity import canonical_ref, split_ref
 from closeloop.settings import DEFAULT_CORRELATION_RULES
 
 
-
 @dataclass(frozen=True)
 class CorrelationRule:
     system: str

@@ -27,7 +27,6 @@ from closeloop.identity.names import canonical_parts, email_name, is_email, type
 from closeloop.settings import DEFAULT_RESOURCE_TYPES, IdentitySettings
 
 
-
 class Outcome(StrEnum):
     BOUND = "bound"
     UNRESOLVED = "unresolved"

@@ -33,7 +33,9 @@ def system_of(ref: str) -> str | None:
         return None
 
 
-def canonical_parts(value: str, system: str | None, systems: frozenset[str] = KNOWN_SYSTEMS) -> tuple[str, str, str] | None:
+def canonical_parts(
+    value: str, system: str | None, systems: frozenset[str] = KNOWN_SYSTEMS
+) -> tuple[str, str, str] | None:
     """`(system, type, id)` when `value` is written `<system>:<type>:<id>` for a known (or the given) system."""
     try:
         head, ref_type, ref_id = split_ref(value.strip())

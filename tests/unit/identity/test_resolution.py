@@ -31,7 +31,13 @@ def grant(principal: str, resource: str, *, aliases: tuple[str, ...] = (), name:
 
 def operator_link(*names: str, identity: str) -> IdentityLinked:
     link: IdentityLinked = IdentityLinked.create(
-        names=names, accounts=names, origin=OPERATOR, identity_id=identity, occurred_at=AT, source="t", correlation_id="c"
+        names=names,
+        accounts=names,
+        origin=OPERATOR,
+        identity_id=identity,
+        occurred_at=AT,
+        source="t",
+        correlation_id="c",
     )
     return link
 
@@ -111,7 +117,10 @@ def test_observed_conflict_is_reported_and_nothing_merges() -> None:
     d = Directory()
     d.observe(grant("okta:user:alice@example.com", "okta:group:1", aliases=("email:alice@example.com",)), "t")
     d.observe(grant("okta:user:bob@example.com", "okta:group:1", aliases=("email:bob@example.com",)), "t")
-    d.observe(grant("github:user:shared", "github:repo:a/b", aliases=("email:alice@example.com", "email:bob@example.com")), "t")
+    d.observe(
+        grant("github:user:shared", "github:repo:a/b", aliases=("email:alice@example.com", "email:bob@example.com")),
+        "t",
+    )
     assert len(d.graph.conflicts) == 1
     assert d.graph.conflicts[0].identities == ("alice@example.com", "bob@example.com")
     assert d.graph.identity_of("github:user:shared") is None
@@ -119,7 +128,9 @@ def test_observed_conflict_is_reported_and_nothing_merges() -> None:
 
 
 def test_correlation_rules_and_login_as_written() -> None:
-    d = Directory(rules=parse_rules({"github": {"template": "github:user:{first}-acme", "match": r"(?P<first>[a-z]+)\..*"}}))
+    d = Directory(
+        rules=parse_rules({"github": {"template": "github:user:{first}-acme", "match": r"(?P<first>[a-z]+)\..*"}})
+    )
     assert d.resolve_person("carol.j@example.com", "github").values == ("github:user:carol-acme",)
     assert d.resolve_person("dave@example.com", "github").outcome is Outcome.UNRESOLVED
     assert Directory().resolve_person("eve@example.com", "okta").values == ("okta:user:eve@example.com",)

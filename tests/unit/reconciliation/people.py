@@ -51,7 +51,11 @@ def person_form(principal: str, at: datetime) -> tuple[str, str, list[tuple[str,
     rule = DEFAULT_RULES.get(system)
     if rule is not None and rule.account(email) == principal:
         return email, provisional, []  # the system's correlation rule binds it
-    return email, provisional, [(LINKS, linked((principal, email_name(email)), at, accounts=(principal,), origin=system))]
+    return (
+        email,
+        provisional,
+        [(LINKS, linked((principal, email_name(email)), at, accounts=(principal,), origin=system))],
+    )
 
 
 def resource_form(resource: str, at: datetime) -> tuple[str, str, list[tuple[str, Envelope]]]:

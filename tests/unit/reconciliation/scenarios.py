@@ -483,7 +483,8 @@ def linked(names: tuple[str, ...], at: datetime, *, accounts: tuple[str, ...], o
 
 def as_written(event: TicketEvent, principal: str, resource: str, person: str, written: str) -> TicketEvent:
     """The ticket as intake publishes it when it names things as people do: a provisional key, the names kept."""
-    assert event.access is not None and event.entitlement is not None
+    assert event.access is not None
+    assert event.entitlement is not None
     k = key(principal, resource, event.access.privilege)
     result: TicketEvent = event.model_copy(
         update={

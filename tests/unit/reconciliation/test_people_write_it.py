@@ -11,7 +11,7 @@ import pytest
 
 from closeloop.contracts.alerts import AlertActivity, DriftRule
 from closeloop.contracts.base import Envelope
-from closeloop.contracts.tickets import TicketEvent, TicketKind, TicketTransition
+from closeloop.contracts.tickets import TicketEvent, TicketTransition
 from tests.unit.reconciliation.harness import Harness, activities
 from tests.unit.reconciliation.people import (
     SYSTEM_STORIES,
@@ -77,7 +77,9 @@ def test_unknown_and_ambiguous_names_never_bind_to_a_guess() -> None:
     harness = Harness()
     for resource in ("okta:group:00ga", "okta:group:00gb"):
         harness.feed(catalogued(resource, BASE, "Ops"), BASE)
-    approved = ticket(key("okta:user:c@example.com", "okta:group:00ga", "member"), TicketTransition.APPROVED, BASE, ticket_id="amb")
+    approved = ticket(
+        key("okta:user:c@example.com", "okta:group:00ga", "member"), TicketTransition.APPROVED, BASE, ticket_id="amb"
+    )
     harness.feed(as_written(approved, "okta:user:c@example.com", "okta:group:Ops", "c@example.com", "Ops"), BASE)
     harness.feed(grant(key("okta:user:c@example.com", "okta:group:00ga", "member"), BASE), BASE)
     for _ in range(3):
