@@ -1,6 +1,7 @@
 """Provisioning integration tests run against a fresh PostgreSQL schema per test.
 
-The schema gets the foundation and the provisioning migrations (0001, 0010-0019) from the same files
+The schema gets the foundation, the provisioning migrations (0001, 0010-0019) and the identity graph
+(0042, 0142) from the same files
 production uses, so each test sees an empty record and a chain that starts at seq 1, and tampering with
 the audit log in one test cannot break anyone else's chain.
 """
@@ -27,7 +28,9 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 
 def provisioning_migrations() -> list[str]:
-    return [m.sql for m in load_migrations() if m.version == "0001" or "0010" <= m.version <= "0019"]
+    """The foundation, the record, and the identity graph the record's identities link into (0042 -> 0142)."""
+    wanted = {"0001", "0042", "0142"}
+    return [m.sql for m in load_migrations() if m.version in wanted or "0010" <= m.version <= "0019"]
 
 
 @dataclass(frozen=True)
