@@ -53,7 +53,7 @@ class TriggerEntry:
         else:
             ticket = _decode(record.value, TicketEvent)
             assert isinstance(ticket, TicketEvent)  # noqa: S101 - decode checked the type
-            resolved = from_ticket(ticket, self._settings.trigger_transitions)
+            resolved = from_ticket(ticket)
         if isinstance(resolved, Ignored):
             metrics.skip(record.topic, resolved.why)
             return

@@ -38,7 +38,7 @@ async def record_recertification_decision(ctx: ExpiryContext, decision: Recertif
         record = await tx.lock(decision.key)
         if record is None:
             return DecisionOutcome.UNKNOWN_ENTITLEMENT
-        if not await tx.claim(CONSUMER, decision.source_event_id):
+        if not await tx.claim(CONSUMER, decision.claim_id):
             return DecisionOutcome.DUPLICATE
         await tx.record_recertification(
             RecertificationEvidence(

@@ -12,15 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from closeloop import topics
 from closeloop.contracts.grants import PrincipalStatus
-from closeloop.contracts.tickets import TicketTransition
 from closeloop.settings import ServiceSettings
-
-DEFAULT_TRIGGER_TRANSITIONS = (
-    TicketTransition.APPROVED,
-    TicketTransition.IN_FULFILMENT,
-    TicketTransition.FULFILLED,
-    TicketTransition.CLOSED_COMPLETE,
-)
 
 
 class ExpirySettings(ServiceSettings):
@@ -94,8 +86,6 @@ class ExpirySettings(ServiceSettings):
     offboarded_statuses: tuple[PrincipalStatus, ...] = Field(
         default=(PrincipalStatus.DEACTIVATED, PrincipalStatus.DELETED)
     )
-    # Ticket transitions of offboarding / project-end tickets that fire the revocation.
-    trigger_transitions: tuple[TicketTransition, ...] = Field(default=DEFAULT_TRIGGER_TRANSITIONS)
 
     def topic_specs(self) -> list[topics.TopicSpec]:
         """The topics this service reads and writes, as the registry declares them, under configured names."""

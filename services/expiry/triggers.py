@@ -13,6 +13,7 @@ from datetime import datetime
 from closeloop.contracts.entitlements import TicketRef
 from closeloop.contracts.grants import PrincipalStatus, PrincipalStatusChanged
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.contracts.ticket_interpretation import TicketInterpretation, interpret
 from closeloop.contracts.tickets import ApprovalDecision, TicketEvent, TicketKind, TicketTransition
 from expiry.recertification import Decision
 
@@ -54,6 +55,10 @@ class PrincipalMatch:
         except ValueError:
             return False
 
+    @classmethod
+    def of_beneficiary(cls, meaning: TicketInterpretation) -> PrincipalMatch:
+        return cls(meaning.beneficiary.principals, meaning.beneficiary.names)
+
     def matches_owner(self, owner: str | None) -> bool:
         if not owner:
             return False
@@ -89,6 +94,13 @@ class RecertificationDecision:
     correlation_id: str
     ticket: TicketRef | None = None
     note: str | None = field(default=None)
+    # What makes a repeat of this decision a duplicate: the ticket's approval (or rejection), which several
+    # transitions may carry; the input event for decisions that come from elsewhere.
+    decision_id: str | None = None
+
+    @property
+    def claim_id(self) -> str:
+        return self.decision_id or self.source_event_id
 
 
 Trigger = OffboardPrincipal | EndProject | RecertificationDecision
@@ -99,12 +111,6 @@ class Ignored:
     """A valid input that carries nothing for expiry; `why` is a metric label."""
 
     why: str
-
-
-def ticket_ref(event: TicketEvent) -> TicketRef:
-    return TicketRef(
-        system=event.system, ticket_id=event.ticket_id, ticket_number=event.ticket_number, kind=event.kind.value
-    )
 
 
 def from_principal_status(
@@ -121,51 +127,51 @@ def from_principal_status(
     )
 
 
-def from_ticket(event: TicketEvent, fire_on: Collection[TicketTransition]) -> Trigger | Ignored:
-    if event.kind is TicketKind.OFFBOARDING:
-        return _offboarding(event, fire_on)
-    if event.kind is TicketKind.PROJECT_END:
-        return _project_end(event, fire_on)
-    if event.kind is TicketKind.RECERTIFICATION:
-        return _recertification(event)
+def from_ticket(event: TicketEvent) -> Trigger | Ignored:
+    """A fan-out trigger fires once the ticket is approved: on whichever transition first proves it."""
+    meaning = interpret(event)
+    if meaning.kind is TicketKind.OFFBOARDING:
+        return _offboarding(event, meaning)
+    if meaning.kind is TicketKind.PROJECT_END:
+        return _project_end(event, meaning)
+    if meaning.kind is TicketKind.RECERTIFICATION:
+        return _recertification(event, meaning)
     return Ignored(f"kind_{event.kind.value}")
 
 
-def _offboarding(event: TicketEvent, fire_on: Collection[TicketTransition]) -> OffboardPrincipal | Ignored:
-    if event.transition not in fire_on:
+def _offboarding(event: TicketEvent, meaning: TicketInterpretation) -> OffboardPrincipal | Ignored:
+    if not meaning.approved:
         return Ignored(f"transition_{event.transition.value}")
-    named = [event.entitlement.principal] if event.entitlement else []
-    if event.requested_for:
-        named.append(event.requested_for)
-    if not named:
+    if not meaning.beneficiary.named:
         return Ignored("offboarding_without_principal")
+    subject = meaning.entitlement.principal if meaning.entitlement is not None else meaning.beneficiary.reference
     return OffboardPrincipal(
-        who=PrincipalMatch.of(*named),
-        subject=named[0],
+        who=PrincipalMatch.of_beneficiary(meaning),
+        subject=subject or "",
         occurred_at=event.occurred_at,
         source_event_id=event.event_id,
         correlation_id=event.correlation_id,
-        ticket=ticket_ref(event),
+        ticket=meaning.ticket,
     )
 
 
-def _project_end(event: TicketEvent, fire_on: Collection[TicketTransition]) -> EndProject | Ignored:
-    if event.transition not in fire_on:
+def _project_end(event: TicketEvent, meaning: TicketInterpretation) -> EndProject | Ignored:
+    if not meaning.approved:
         return Ignored(f"transition_{event.transition.value}")
-    if not event.project or not event.project.strip():
+    if meaning.project is None:
         return Ignored("project_end_without_project")
     return EndProject(
-        project=event.project.strip(),
+        project=meaning.project,
         occurred_at=event.occurred_at,
         source_event_id=event.event_id,
         correlation_id=event.correlation_id,
-        ticket=ticket_ref(event),
+        ticket=meaning.ticket,
     )
 
 
-def _recertification(event: TicketEvent) -> RecertificationDecision | Ignored:
+def _recertification(event: TicketEvent, meaning: TicketInterpretation) -> RecertificationDecision | Ignored:
     """A recertification ticket approved means certify; rejected means revoke."""
-    if event.transition is TicketTransition.APPROVED:
+    if meaning.approved:
         decision, wanted = Decision.CERTIFY, ApprovalDecision.APPROVED
     elif event.transition is TicketTransition.REJECTED:
         decision, wanted = Decision.REVOKE, ApprovalDecision.REJECTED
@@ -185,6 +191,7 @@ def _recertification(event: TicketEvent) -> RecertificationDecision | Ignored:
         decided_at=decided_at,
         source_event_id=event.event_id,
         correlation_id=event.correlation_id,
-        ticket=ticket_ref(event),
+        ticket=meaning.ticket,
         note=event.justification,
+        decision_id=f"{meaning.approval_key}:{event.entitlement}:{decision.value}",
     )

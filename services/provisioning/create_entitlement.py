@@ -11,6 +11,7 @@ from __future__ import annotations
 from closeloop.contracts.commands import CommandAction
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
+from closeloop.contracts.ticket_interpretation import TicketInterpretation, canonical, interpret
 from closeloop.contracts.tickets import TicketEvent, TicketKind
 from closeloop.record import (
     KEEP,
@@ -23,24 +24,28 @@ from closeloop.record import (
 )
 from provisioning.context import Outcome, Provisioning, Result, Unprocessable
 from provisioning.policy import AccessRequest, Grant, Refusal
-from provisioning.ticket_mapping import approvers, entitlement_key, is_canonical, principal_of, ticket_ref
 
 
 async def create_entitlement(ticket: TicketEvent, ctx: Provisioning) -> Result:
-    if entitlement_key(ticket) is None:
+    meaning = interpret(ticket)
+    if meaning.entitlement is None:
         raise Unprocessable("approved access ticket names no entitlement (needs requested_for and access)")
     cause = Cause(correlation_id=ticket.correlation_id, event_id=ticket.event_id)
-    ref = ticket_ref(ticket)
+    ref = meaning.ticket
     async with record_transaction(ctx.pool, actor=ctx.actor, topics=ctx.topics, clock=ctx.clock) as tx:
         if not await tx.claim(ctx.consumer, ticket.event_id):
             return Result.duplicate()
-        key = await _resolve_key(tx, ticket)
+        # Every later transition proves the approval again (in fulfilment, fulfilled, closed complete):
+        # the first delivery that proves it is acted on, the others are not a second approval.
+        if not await tx.claim(ctx.consumer, meaning.approval_key):
+            return Result.skipped("the ticket's approval was already counted")
+        key = await _resolve_key(tx, meaning)
         identity = await repository.load_identity(tx.conn, key.principal)
         kind = ticket.requested_for_kind
         if kind is IdentityKind.UNKNOWN and identity is not None:
             kind = identity.kind
         owner = ticket.owner or (identity.owner if identity is not None and kind.is_nhi else None)
-        await _note_identity(tx, ticket, key, kind, owner, cause)
+        await _note_identity(tx, meaning, key, kind, owner, cause)
 
         record = await tx.lock(key)
         already = record is not None and record.has_ticket(ref.system, ref.ticket_id)
@@ -52,7 +57,7 @@ async def create_entitlement(ticket: TicketEvent, ctx: Provisioning) -> Result:
                 principal_kind=kind,
                 decided_at=ticket.occurred_at,
                 owner=owner,
-                approvers=approvers(ticket),
+                approvers=meaning.approvers,
                 requested_duration=ticket.requested_duration,
                 requested_until=ticket.requested_until,
                 project=ticket.project,
@@ -76,11 +81,11 @@ async def create_entitlement(ticket: TicketEvent, ctx: Provisioning) -> Result:
         return Result(Outcome.APPLIED, events=len(tx.events), commands=len(tx.commands))
 
 
-async def _resolve_key(tx: RecordTransaction, ticket: TicketEvent) -> EntitlementKey:
+async def _resolve_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
     """The ticket's entitlement, with the beneficiary resolved through the alias table when it is one."""
-    principal = principal_of(ticket)
+    principal = meaning.beneficiary.principal
     resolved = await repository.resolve_principal(tx.conn, principal) if principal else None
-    key = entitlement_key(ticket, resolved if resolved and resolved != principal else None)
+    key = meaning.entitlement_for(resolved) if resolved and resolved != principal else meaning.entitlement
     if key is None:
         raise Unprocessable("approved access ticket names no entitlement (needs requested_for and access)")
     return key
@@ -88,7 +93,7 @@ async def _resolve_key(tx: RecordTransaction, ticket: TicketEvent) -> Entitlemen
 
 async def _note_identity(
     tx: RecordTransaction,
-    ticket: TicketEvent,
+    meaning: TicketInterpretation,
     key: EntitlementKey,
     kind: IdentityKind,
     owner: str | None,
@@ -96,7 +101,8 @@ async def _note_identity(
 ) -> None:
     """Learn what the ticket says about the beneficiary: its kind, an NHI's owner, the name it used."""
     current = await repository.load_identity(tx.conn, key.principal)
-    aliases = [ticket.requested_for.strip()] if ticket.requested_for and not is_canonical(ticket.requested_for) else []
+    reference = meaning.beneficiary.reference
+    aliases = [reference] if reference and canonical(reference) is None else []
     needs_owner = kind.is_nhi and owner and (current is None or not current.owner)
     if current is None or needs_owner or (aliases and aliases[0] not in current.aliases):
         await tx.upsert_identity(

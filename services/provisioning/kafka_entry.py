@@ -15,7 +15,8 @@ from closeloop.consumer_loop import BadInput
 from closeloop.contracts.codec import DecodeError, decode
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatusChanged, SnapshotMarker
-from closeloop.contracts.tickets import TicketEvent, TicketKind, TicketTransition
+from closeloop.contracts.ticket_interpretation import TicketAction, interpret
+from closeloop.contracts.tickets import TicketEvent, TicketKind
 from closeloop.metrics import ServiceMetrics
 from provisioning.activate_entitlement import activate_entitlement
 from provisioning.confirm_revocation import confirm_revocation
@@ -27,28 +28,26 @@ from provisioning.update_identity import update_identity
 
 TicketHandler = Callable[[TicketEvent, Provisioning], Awaitable[Result]]
 
-GRANTING_KINDS = (TicketKind.ACCESS_REQUEST, TicketKind.EXCEPTION)
-ENDING_KINDS = (TicketKind.REVOCATION_REQUEST, TicketKind.OFFBOARDING)
-ENDING_TRANSITIONS = (TicketTransition.APPROVED, TicketTransition.CLOSED_COMPLETE)
-WITHDRAWN_TRANSITIONS = (TicketTransition.CLOSED_CANCELLED, TicketTransition.REJECTED)
+GRANTING_ACTIONS = (TicketAction.GRANT, TicketAction.EXCEPTION)
 
 
 def ticket_handler(ticket: TicketEvent) -> TicketHandler | None:
     """Which handler a ticket transition goes to (None: nothing for the record to do).
 
+    Approval is the interpretation's: any transition that proves it (approved, in fulfilment, fulfilled,
+    closed complete). A break-glass exception's incident being worked is such a transition: the incident
+    in progress is the authorisation, and policy still demands an explicit, time-bound window.
     Recertification and project-end tickets belong to the expiry service.
     """
-    if ticket.kind in GRANTING_KINDS:
-        if ticket.transition is TicketTransition.APPROVED or (
-            # Break-glass comes from an incident being worked, not from an approval: the incident in
-            # progress is the authorisation, and policy still demands an explicit, time-bound window.
-            ticket.kind is TicketKind.EXCEPTION and ticket.transition is TicketTransition.IN_FULFILMENT
-        ):
+    meaning = interpret(ticket)
+    if meaning.action in GRANTING_ACTIONS:
+        if meaning.approved:
             return create_entitlement
-        if ticket.transition in WITHDRAWN_TRANSITIONS:
+        if meaning.withdrawn:
             return request_revocation
         return None
-    if ticket.kind in ENDING_KINDS and ticket.transition in ENDING_TRANSITIONS:
+    ending = meaning.action is TicketAction.REVOKE or meaning.kind is TicketKind.OFFBOARDING
+    if ending and meaning.approved:
         return request_revocation
     return None
 

@@ -1,7 +1,7 @@
 """A ticket that ends access: move the matched entitlements to *revoking* and send revoke commands.
 
-* revocation request (approved or closed complete): the entitlement the ticket names;
-* offboarding (approved or closed complete): every live entitlement of the person;
+* revocation request (once approved: any transition that proves it): the entitlement the ticket names;
+* offboarding (likewise): every live entitlement of the person;
 * an access or exception ticket cancelled or rejected: the entitlement it had approved.
 
 Each revoke carries a confirmation deadline (policy `confirmation`); the record stays *revoking* until
@@ -15,34 +15,35 @@ from __future__ import annotations
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, RevocationTrigger, TicketRef
 from closeloop.contracts.identity import EntitlementKey
+from closeloop.contracts.ticket_interpretation import TicketInterpretation, interpret
 from closeloop.contracts.tickets import TicketEvent, TicketKind
 from closeloop.record import Cause, EntitlementRecord, RecordTransaction, derived_id, record_transaction, repository
 from provisioning.context import Outcome, Provisioning, Result, Unprocessable
-from provisioning.ticket_mapping import entitlement_key, principal_names, ticket_ref
 
 
 async def request_revocation(ticket: TicketEvent, ctx: Provisioning) -> Result:
+    meaning = interpret(ticket)
     cause = Cause(correlation_id=ticket.correlation_id, event_id=ticket.event_id)
-    ref = ticket_ref(ticket)
+    ref = meaning.ticket
     async with record_transaction(ctx.pool, actor=ctx.actor, topics=ctx.topics, clock=ctx.clock) as tx:
         if not await tx.claim(ctx.consumer, ticket.event_id):
             return Result.duplicate()
         if ticket.kind is TicketKind.OFFBOARDING:
-            principals, names = principal_names(ticket)
+            principals, names = set(meaning.beneficiary.principals), set(meaning.beneficiary.names)
             if not principals and not names:
                 raise Unprocessable("offboarding ticket names nobody (requested_for is empty)")
             principals |= set(await repository.principals_for_alias(tx.conn, names))
             records = await repository.lock_by_principal_names(tx.conn, principals, names)
             trigger = RevocationTrigger.OFFBOARDING
         elif ticket.kind is TicketKind.REVOCATION_REQUEST:
-            key = await _named_key(tx, ticket)
+            key = await _named_key(tx, meaning)
             record = await tx.lock(key)
             if record is None or not record.is_live:
                 return await _revoke_unrecorded(tx, key, ref, cause, ctx)
             records = [record]
             trigger = RevocationTrigger.TICKET
         else:  # an access or exception ticket was cancelled or rejected
-            cancelled = entitlement_key(ticket)
+            cancelled = meaning.entitlement
             record = await tx.lock(cancelled) if cancelled is not None else None
             approving = record.approving_ticket if record is not None else None
             if (
@@ -104,8 +105,8 @@ async def revoke(
     return stored
 
 
-async def _named_key(tx: RecordTransaction, ticket: TicketEvent) -> EntitlementKey:
-    key = entitlement_key(ticket)
+async def _named_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
+    key = meaning.entitlement
     if key is None:
         raise Unprocessable("revocation ticket names no entitlement (needs requested_for and access)")
     resolved = await repository.resolve_principal(tx.conn, key.principal)

@@ -21,6 +21,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker, SnapshotPhase
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.identity import Directory
 from reconciliation.apply_grant import apply_grant
@@ -29,7 +30,6 @@ from reconciliation.apply_status import apply_credential, apply_status, index_ke
 from reconciliation.bind_ticket import bind_ticket
 from reconciliation.lifecycle import AlertChange, decide
 from reconciliation.merge_ticket import merge_ticket, put_ticket
-from reconciliation.routing import person_of, ticket_key, ticket_principal
 from reconciliation.rules import evaluate_all, next_check
 from reconciliation.rules.base import JoinView, RulePolicy, Trigger
 from reconciliation.state import (
@@ -158,10 +158,11 @@ class JoinEngine:
         return list(indexed.resource_keys(state.resource))
 
     def _ticket(self, uow: UnitOfWork, event: TicketEvent) -> list[str]:
-        principal = ticket_principal(event)
+        meaning = interpret(event)
+        principal = meaning.beneficiary.principal
         if principal is None:
             return []
-        key = ticket_key(event, principal)
+        key = str(meaning.entitlement) if meaning.entitlement is not None else None
         if key is not None:
             return self._keyed(
                 uow,
@@ -238,7 +239,7 @@ class JoinEngine:
         return ids
 
     def _person_ticket(self, uow: UnitOfWork, event: TicketEvent, partition: int) -> list[str]:
-        person = person_of(event)
+        person = interpret(event).beneficiary.person
         if person is None:
             return []
         slot = person_slot(person, partition)

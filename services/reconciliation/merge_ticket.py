@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypeVar
 
-from closeloop.contracts.tickets import ApprovalDecision, TicketEvent, TicketTransition
-from reconciliation.state import APPROVED_TRANSITIONS, TicketFact
+from closeloop.contracts.ticket_interpretation import interpret
+from closeloop.contracts.tickets import TicketEvent, TicketTransition
+from reconciliation.state import TicketFact
 
 T = TypeVar("T")
 
@@ -39,13 +40,9 @@ def _earliest(*values: datetime | None) -> datetime | None:
 
 
 def merge_ticket(prev: TicketFact | None, event: TicketEvent, *, principal: str | None, key: str | None) -> TicketFact:
-    approvals = [a for a in event.approvers if a.decision == ApprovalDecision.APPROVED]
-    approval_time: datetime | None = None
-    if event.transition in APPROVED_TRANSITIONS:
-        approval_time = event.occurred_at
-    if approvals:
-        approval_time = _earliest(approval_time, *(a.decided_at or event.occurred_at for a in approvals))
-    human_approved = bool(approvals) or event.transition == TicketTransition.APPROVED
+    meaning = interpret(event)
+    approval_time = meaning.approval_seen_at
+    human_approved = meaning.human_approved
     fulfilled = (
         event.occurred_at
         if event.transition in (TicketTransition.FULFILLED, TicketTransition.CLOSED_COMPLETE)

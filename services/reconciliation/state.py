@@ -46,15 +46,6 @@ class StateModel(BaseModel):
 # Ticket kinds whose approval lets access exist, and kinds whose closure means access must go.
 APPROVING_KINDS = frozenset({TicketKind.ACCESS_REQUEST, TicketKind.EXCEPTION, TicketKind.RECERTIFICATION})
 REMOVAL_KINDS = frozenset({TicketKind.REVOCATION_REQUEST, TicketKind.OFFBOARDING, TicketKind.PROJECT_END})
-# Transitions that can only happen once the ticket was approved.
-APPROVED_TRANSITIONS = frozenset(
-    {
-        TicketTransition.APPROVED,
-        TicketTransition.IN_FULFILMENT,
-        TicketTransition.FULFILLED,
-        TicketTransition.CLOSED_COMPLETE,
-    }
-)
 INACTIVE_STATUSES = frozenset({PrincipalStatus.SUSPENDED, PrincipalStatus.DEACTIVATED, PrincipalStatus.DELETED})
 
 

@@ -18,6 +18,8 @@ from closeloop.runtime import Runtime
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from expiry.bootstrap import ExpiryService, build
 from expiry.settings import ExpirySettings
+from provisioning.bootstrap import bootstrap as provisioning_bootstrap
+from provisioning.settings import ProvisioningSettings
 from tests.support.kafka_helpers import read_topic, unique
 
 
@@ -65,6 +67,26 @@ class Running:
 
     def failures(self) -> list[BaseException]:
         return [e for t in self.tasks if t.done() and not t.cancelled() and (e := t.exception()) is not None]
+
+
+async def start_provisioning(settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings) -> Running:
+    """Provisioning on the same topics (no executors): it records grants and confirms revokes."""
+    provisioning = await provisioning_bootstrap(
+        ProvisioningSettings(
+            tickets_topic=settings.tickets_topic,
+            grants_topic=settings.grants_topic,
+            entitlements_topic=settings.entitlements_topic,
+            commands_topic=settings.commands_topic,
+            group_id=f"{settings.group_id}.provisioning",
+            run_executors=False,
+            ops_port=0,
+            outbox_poll_interval_s=0.2,
+            log_level="WARNING",
+        ),
+        kafka,
+        database,
+    )
+    return Running.start(provisioning)
 
 
 async def start_expiry(settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings) -> Running:

@@ -19,16 +19,14 @@ from closeloop.record import repository
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import dlq
 from expiry.clock import FakeClock
-from provisioning.bootstrap import bootstrap as provisioning_bootstrap
-from provisioning.settings import ProvisioningSettings
 from tests.integration.expiry.harness import (
-    Running,
     eventually,
     expiry_settings,
     read_commands,
     read_entitlements,
     record_topics,
     start_expiry,
+    start_provisioning,
 )
 from tests.integration.expiry.helpers import fresh_key, key_for, record_of, seed
 from tests.support.kafka_helpers import read_topic
@@ -73,23 +71,7 @@ async def test_ttl_revoke_is_confirmed_by_the_grant_revoke_and_an_unconfirmed_on
         retry_max=timedelta(seconds=2),
         retry_max_attempts=3,
     )
-    provisioning = Running.start(
-        await provisioning_bootstrap(
-            ProvisioningSettings(
-                tickets_topic=settings.tickets_topic,
-                grants_topic=settings.grants_topic,
-                entitlements_topic=settings.entitlements_topic,
-                commands_topic=settings.commands_topic,
-                group_id=f"{settings.group_id}.provisioning",
-                run_executors=False,
-                ops_port=0,
-                outbox_poll_interval_s=0.2,
-                log_level="WARNING",
-            ),
-            kafka_settings,
-            expiry_db,
-        )
-    )
+    provisioning = await start_provisioning(settings, kafka_settings, expiry_db)
     expiry = await start_expiry(settings, kafka_settings, expiry_db)
     try:
         topics = record_topics(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -173,6 +174,11 @@ async def test_recertification_decisions_are_evidence_and_act(pool: asyncpg.Pool
     )
     assert await record_recertification_decision(ctx, certify) is DecisionOutcome.CERTIFIED
     assert await record_recertification_decision(ctx, certify) is DecisionOutcome.DUPLICATE
+    # The same ticket's approval proved again by a later transition (another input event): one decision.
+    proved_again = replace(certify, source_event_id="evt-r1-closed", decision_id="approval:servicenow:sys-r1:k")
+    first_proof = replace(certify, source_event_id="evt-r1-fulfilled", decision_id="approval:servicenow:sys-r1:k")
+    assert await record_recertification_decision(ctx, first_proof) is DecisionOutcome.CERTIFIED
+    assert await record_recertification_decision(ctx, proved_again) is DecisionOutcome.DUPLICATE
     record = await record_of(pool, kept)
     assert record.last_change is EntitlementChange.RECERTIFIED
     assert record.last_recertified_at == decided
@@ -205,7 +211,8 @@ async def test_recertification_decisions_are_evidence_and_act(pool: asyncpg.Pool
         evidence = await repository.recertifications_for(conn, kept)
         removed_evidence = await repository.recertifications_for(conn, removed)
     assert [(e.decision, e.reviewer, e.notes) for e in evidence] == [
-        ("certified", "mgr@example.com", "still on the team")
+        ("certified", "mgr@example.com", "still on the team"),
+        ("certified", "mgr@example.com", "still on the team"),
     ]
     assert evidence[0].ticket == ticket
     assert [e.decision for e in removed_evidence] == ["revoked"]

@@ -62,7 +62,8 @@ async def test_duplicate_deliveries_change_nothing(kafka_settings: KafkaSettings
             again = granted.model_copy(update={"event_id": "snapshot-listing-1"})  # the same grant seen in a snapshot
             await publish(producer, settings.grants_topic, granted, granted, again)
             await eventually(lambda: _ge(metric(service, "closeloop_duplicates_total"), 2))
-            await eventually(lambda: _eq(scalar(record_db, "SELECT count(*) FROM processed_events"), 4))
+            # Two ticket events, one ticket approval (counted once), two grant events.
+            await eventually(lambda: _eq(scalar(record_db, "SELECT count(*) FROM processed_events"), 5))
             await eventually(lambda: _eq(scalar(record_db, "SELECT count(*) FROM outbox"), 0))
             assert await metric(service, "closeloop_skipped_total") >= 2  # the re-approval and the repeat grant
     finally:
@@ -132,7 +133,8 @@ async def test_kill_and_restart_mid_stream(kafka_settings: KafkaSettings, record
     commands = _commands(await read_topic(kafka_settings, settings.commands_topic, until=lambda rs: len(rs) >= N))
     assert {c.command_id for c in commands} == {derived_id("command", "grant", str(k), "1") for k in keys}
 
-    assert await scalar(record_db, "SELECT count(*) FROM processed_events") == 2 * N
+    # Each ticket event, each ticket's approval, each grant event: once.
+    assert await scalar(record_db, "SELECT count(*) FROM processed_events") == 3 * N
     assert await scalar(record_db, "SELECT count(*) FROM audit_log WHERE entity_type = 'entitlement'") == 2 * N
     assert await scalar(record_db, "SELECT count(*) FROM audit_log WHERE action = 'grant_issued'") == N
     assert await scalar(record_db, "SELECT count(DISTINCT command_id) FROM command_executions") == N

@@ -12,7 +12,6 @@ from closeloop.contracts.tickets import (
     TicketTransition,
 )
 from expiry.recertification import Decision
-from expiry.settings import DEFAULT_TRIGGER_TRANSITIONS
 from expiry.triggers import (
     EndProject,
     Ignored,
@@ -91,32 +90,25 @@ def test_suspension_and_reactivation_are_not_offboarding_by_default() -> None:
     assert isinstance(suspended, OffboardPrincipal)
 
 
-def test_offboarding_ticket_fires_on_configured_transitions_only() -> None:
-    approved = from_ticket(
-        ticket(TicketKind.OFFBOARDING, TicketTransition.APPROVED, requested_for="alice@example.com"),
-        DEFAULT_TRIGGER_TRANSITIONS,
-    )
+def test_offboarding_ticket_fires_once_approved() -> None:
+    approved = from_ticket(ticket(TicketKind.OFFBOARDING, TicketTransition.APPROVED, requested_for="alice@example.com"))
     assert isinstance(approved, OffboardPrincipal)
     assert approved.ticket is not None
     assert approved.ticket.ticket_number == "RITM0042"
     assert approved.who.names == frozenset({"alice@example.com"})
     requested = from_ticket(
-        ticket(TicketKind.OFFBOARDING, TicketTransition.REQUESTED, requested_for="alice@example.com"),
-        DEFAULT_TRIGGER_TRANSITIONS,
+        ticket(TicketKind.OFFBOARDING, TicketTransition.REQUESTED, requested_for="alice@example.com")
     )
     assert requested == Ignored("transition_requested")
-    nobody = from_ticket(ticket(TicketKind.OFFBOARDING, TicketTransition.APPROVED), DEFAULT_TRIGGER_TRANSITIONS)
+    nobody = from_ticket(ticket(TicketKind.OFFBOARDING, TicketTransition.APPROVED))
     assert nobody == Ignored("offboarding_without_principal")
 
 
 def test_project_end_ticket_names_the_project() -> None:
-    ended = from_ticket(
-        ticket(TicketKind.PROJECT_END, TicketTransition.CLOSED_COMPLETE, project=" apollo "),
-        DEFAULT_TRIGGER_TRANSITIONS,
-    )
+    ended = from_ticket(ticket(TicketKind.PROJECT_END, TicketTransition.CLOSED_COMPLETE, project=" apollo "))
     assert isinstance(ended, EndProject)
     assert ended.project == "apollo"
-    unnamed = from_ticket(ticket(TicketKind.PROJECT_END, TicketTransition.APPROVED), DEFAULT_TRIGGER_TRANSITIONS)
+    unnamed = from_ticket(ticket(TicketKind.PROJECT_END, TicketTransition.APPROVED))
     assert unnamed == Ignored("project_end_without_project")
 
 
@@ -128,8 +120,7 @@ def test_recertification_ticket_approved_certifies_rejected_revokes() -> None:
             TicketTransition.APPROVED,
             entitlement=KEY,
             approvers=(Approval(approver="mgr@example.com", decision=ApprovalDecision.APPROVED, decided_at=decided),),
-        ),
-        DEFAULT_TRIGGER_TRANSITIONS,
+        )
     )
     assert isinstance(certified, RecertificationDecision)
     assert (certified.decision, certified.reviewer, certified.decided_at) == (
@@ -138,26 +129,50 @@ def test_recertification_ticket_approved_certifies_rejected_revokes() -> None:
         decided,
     )
     revoked = from_ticket(
-        ticket(TicketKind.RECERTIFICATION, TicketTransition.REJECTED, entitlement=KEY, actor="mgr2@example.com"),
-        DEFAULT_TRIGGER_TRANSITIONS,
+        ticket(TicketKind.RECERTIFICATION, TicketTransition.REJECTED, entitlement=KEY, actor="mgr2@example.com")
     )
     assert isinstance(revoked, RecertificationDecision)
     assert (revoked.decision, revoked.reviewer, revoked.decided_at) == (Decision.REVOKE, "mgr2@example.com", WHEN)
 
 
 def test_recertification_ticket_without_decision_key_or_reviewer_is_ignored() -> None:
-    assert from_ticket(
-        ticket(TicketKind.RECERTIFICATION, TicketTransition.REQUESTED, entitlement=KEY), DEFAULT_TRIGGER_TRANSITIONS
-    ) == Ignored("transition_requested")
-    assert from_ticket(
-        ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, actor="x"), DEFAULT_TRIGGER_TRANSITIONS
-    ) == Ignored("recertification_without_entitlement")
-    assert from_ticket(
-        ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, entitlement=KEY), DEFAULT_TRIGGER_TRANSITIONS
-    ) == Ignored("recertification_without_reviewer")
+    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.REQUESTED, entitlement=KEY)) == Ignored(
+        "transition_requested"
+    )
+    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, actor="x")) == Ignored(
+        "recertification_without_entitlement"
+    )
+    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, entitlement=KEY)) == Ignored(
+        "recertification_without_reviewer"
+    )
 
 
 def test_other_ticket_kinds_are_not_expiry_triggers() -> None:
-    assert from_ticket(
-        ticket(TicketKind.ACCESS_REQUEST, TicketTransition.APPROVED), DEFAULT_TRIGGER_TRANSITIONS
-    ) == Ignored("kind_access_request")
+    assert from_ticket(ticket(TicketKind.ACCESS_REQUEST, TicketTransition.APPROVED)) == Ignored("kind_access_request")
+
+
+def test_a_recertification_approval_proved_by_a_later_transition_is_one_decision() -> None:
+    reviewer = (Approval(approver="mgr@example.com", decision=ApprovalDecision.APPROVED),)
+    approved, fulfilled, closed = (
+        from_ticket(ticket(TicketKind.RECERTIFICATION, transition, entitlement=KEY, approvers=reviewer))
+        for transition in (TicketTransition.APPROVED, TicketTransition.IN_FULFILMENT, TicketTransition.CLOSED_COMPLETE)
+    )
+    assert isinstance(approved, RecertificationDecision)
+    assert isinstance(fulfilled, RecertificationDecision)
+    assert isinstance(closed, RecertificationDecision)
+    assert {approved.decision, fulfilled.decision, closed.decision} == {Decision.CERTIFY}
+    assert approved.claim_id == fulfilled.claim_id == closed.claim_id
+    assert approved.source_event_id != closed.source_event_id
+    rejected = from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.REJECTED, entitlement=KEY, actor="m"))
+    assert isinstance(rejected, RecertificationDecision)
+    assert rejected.claim_id != approved.claim_id
+
+
+def test_offboarding_coalesced_into_a_later_transition_still_fires() -> None:
+    for transition in (TicketTransition.IN_FULFILMENT, TicketTransition.FULFILLED, TicketTransition.CLOSED_COMPLETE):
+        fired = from_ticket(ticket(TicketKind.OFFBOARDING, transition, requested_for="alice@example.com"))
+        assert isinstance(fired, OffboardPrincipal)
+    for transition in (TicketTransition.REJECTED, TicketTransition.CLOSED_CANCELLED, TicketTransition.REOPENED):
+        assert from_ticket(ticket(TicketKind.OFFBOARDING, transition, requested_for="alice@example.com")) == Ignored(
+            f"transition_{transition.value}"
+        )

@@ -11,12 +11,13 @@ from pydantic import ValidationError
 
 from closeloop.contracts.alerts import DriftRule, alert_event_id, finding_uid, parse_alert
 from closeloop.contracts.grants import PrincipalStatus, SnapshotPhase
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketKind, TicketTransition
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.join_engine import new_state
 from reconciliation.join_records import BadJoinRecord, decode_join_record, forward_headers, tick_record
-from reconciliation.routing import partition_for, person_of, route, ticket_key, ticket_principal
+from reconciliation.routing import partition_for, route
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.store import ENTITLEMENTS, MemoryTables, UnitOfWork
 from tests.unit.reconciliation.scenarios import grant, key, marker, status, ticket
@@ -46,7 +47,7 @@ def test_every_input_routes_by_principal_markers_and_person_tickets_broadcast() 
         requested_for="Dan@Example.com",
     )
     assert route(person).broadcast
-    assert person_of(person) == "dan@example.com"
+    assert interpret(person).beneficiary.person == "dan@example.com"
     nobody = ticket(None, TicketTransition.APPROVED, T0, ticket_id="n", requested_for=None)
     assert route(nobody).skip_reason == "ticket names no principal"
 
@@ -55,8 +56,9 @@ def test_ticket_principal_and_key_from_canonical_or_bare_names() -> None:
     bare = ticket(K, TicketTransition.APPROVED, T0, ticket_id="t", requested_for="Dan@Example.com").model_copy(
         update={"entitlement": None}
     )
-    assert ticket_principal(bare) == "okta:user:dan@example.com"
-    assert ticket_key(bare, ticket_principal(bare)) == str(K)
+    meaning = interpret(bare)
+    assert meaning.beneficiary.principal == "okta:user:dan@example.com"
+    assert meaning.entitlement == K
 
 
 def test_deadline_index_pops_due_owned_keys_once_and_re_arms_them() -> None:
