@@ -36,6 +36,7 @@ from closeloop.contracts.codec import DecodeError, decode, encode, kafka_key
 from closeloop.contracts.directory import IdentityLinked
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
 from closeloop.identity import Directory
@@ -61,7 +62,7 @@ from reconciliation.join_records import (
     tick_record,
 )
 from reconciliation.ledger import AlertLedger
-from reconciliation.routing import partition_for, principal_of_key, route, ticket_principal
+from reconciliation.routing import partition_for, principal_of_key, route
 from reconciliation.rules.base import RulePolicy
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.sinks.alert_record import AlertEncoder
@@ -388,7 +389,7 @@ class Reconciler:
         binding = bind_ticket(event, self.directory)
         sent: list[Awaitable[Any]] = []
         if binding.pending:
-            principal = ticket_principal(event)
+            principal = interpret(event).beneficiary.principal
             if principal is None:
                 self.metrics.skip(topic, "ticket names no principal")
                 return sent
@@ -506,7 +507,7 @@ class Reconciler:
     async def _forward(self, bound: TicketEvent, headers: Headers) -> Awaitable[Any]:
         """A ticket bound late goes to its bound key's partition, as if it had named the ids in the first place."""
         routed = route(bound)
-        principal = routed.principal or ticket_principal(bound) or ""
+        principal = routed.principal or interpret(bound).beneficiary.principal or ""
         origin = [(k, v) for k, v in headers if k != "cl_kind"]
         return await self._send(
             self.join_topic_name,

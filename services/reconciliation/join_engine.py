@@ -189,8 +189,9 @@ class JoinEngine:
         if not binding.pending:  # taught between the router's look and now
             forwards += binding.events
             return []
-        principal = ticket_principal(event)
-        key = ticket_key(event, principal)
+        meaning = interpret(event)
+        principal = meaning.beneficiary.principal
+        key = str(meaning.entitlement) if meaning.entitlement is not None else None
         if principal is None or key is None:
             return []
 

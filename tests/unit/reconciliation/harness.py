@@ -9,10 +9,11 @@ from closeloop.contracts.alerts import AlertActivity, DriftRule
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from reconciliation.bind_ticket import bind_ticket
 from reconciliation.join_engine import Emission, JoinEngine, JoinInput
-from reconciliation.routing import partition_for, route, ticket_principal
+from reconciliation.routing import partition_for, route
 from reconciliation.rules.base import JoinView, RulePolicy
 from reconciliation.state import AlertSlots, EntitlementState
 from reconciliation.store import ALERTS, ENTITLEMENTS, MemoryTables, UnitOfWork
@@ -83,7 +84,7 @@ class Harness:
         """What the tickets router does: bind the references, else park the ticket under its provisional key."""
         binding = bind_ticket(event, self.engine.directory)
         if binding.pending:
-            principal = ticket_principal(event)
+            principal = interpret(event).beneficiary.principal
             assert principal is not None
             return self._run(JoinInput("pending", partition_for(principal, PARTITIONS), event), now)
         emissions: list[Emission] = []
