@@ -77,7 +77,9 @@ def identities_load(file: FileArgument, dry_run: DryRun = False) -> None:
 
 
 @identities_app.command("resolve")
-def identities_resolve(name: Annotated[str, typer.Argument(help="e.g. github:user:alice-gh or alice@example.com")]) -> None:
+def identities_resolve(
+    name: Annotated[str, typer.Argument(help="e.g. github:user:alice-gh or alice@example.com")],
+) -> None:
     """Print the identity a name belongs to (exit 1 when unknown)."""
     found = _with_pool(lambda pool: identity_of(pool, name))
     if found is None:
@@ -134,7 +136,9 @@ def catalog_load(file: FileArgument, dry_run: DryRun = False) -> None:
 
 
 @catalog_app.command("list")
-def catalog_list(system: Annotated[str | None, typer.Option(help="okta, entra, aws, github, k8s, vault, ...")] = None) -> None:
+def catalog_list(
+    system: Annotated[str | None, typer.Option(help="okta, entra, aws, github, k8s, vault, ...")] = None,
+) -> None:
     """The catalog: canonical id, display name, aliases."""
     entries = _with_pool(lambda pool: catalog_entries(pool, system))
     table = Table(title="resource catalog")

@@ -12,6 +12,7 @@ import asyncpg
 from closeloop.contracts.base import utcnow
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.record import RecordTopics
+from closeloop.settings import IdentitySettings
 from provisioning.policy import Policy
 
 ACTOR = "provisioning"
@@ -60,6 +61,8 @@ class Provisioning:
     # True for entitlements no API executor handles (fulfilled by hand, longer confirmation window).
     is_manual: Callable[[EntitlementKey], bool] = field(default=lambda _key: True)
     clock: Callable[[], datetime] = utcnow
+    # How names resolve (default resource types, correlation rules), shared with every service.
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     def confirm_window(self, key: EntitlementKey, *, revoke: bool) -> timedelta:
         return self.policy.confirmation.window(key.system, revoke=revoke, manual=self.is_manual(key))

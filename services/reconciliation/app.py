@@ -40,11 +40,11 @@ from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
 from closeloop.identity import Directory
+from closeloop.identity.bind import bind_ticket
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import IdentitySettings, KafkaSettings
 from closeloop.topics import dlq
-from reconciliation.bind_ticket import bind_ticket
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
 from reconciliation.directory_feed import DirectoryFeed

@@ -24,10 +24,10 @@ from closeloop.contracts.identity import EntitlementKey, split_ref
 from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.identity import Directory
+from closeloop.identity.bind import bind_ticket
 from reconciliation.apply_grant import apply_grant
 from reconciliation.apply_record import apply_record
 from reconciliation.apply_status import apply_credential, apply_status, index_key
-from reconciliation.bind_ticket import bind_ticket
 from reconciliation.lifecycle import AlertChange, decide
 from reconciliation.merge_ticket import merge_ticket, put_ticket
 from reconciliation.rules import evaluate_all, next_check

@@ -69,9 +69,7 @@ def catalog_announcements(entries: Sequence[tuple[str, str | None, Sequence[str]
 
 
 async def announce(producer: AIOKafkaProducer, topic: str, events: Sequence[Envelope]) -> None:
-    futures = [
-        await producer.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events
-    ]
+    futures = [await producer.send(topic, encode(e), key=kafka_key(e), headers=cloudevents_headers(e)) for e in events]
     for future in futures:
         await future
 

@@ -45,7 +45,9 @@ def _group(principal: str, aliases: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(n.strip() for n in (principal, *aliases) if n and n.strip()))
 
 
-async def link_groups(conn: asyncpg.Connection, groups: Sequence[tuple[str, Iterable[str]]], origin: str) -> list[LinkConflict]:
+async def link_groups(
+    conn: asyncpg.Connection, groups: Sequence[tuple[str, Iterable[str]]], origin: str
+) -> list[LinkConflict]:
     """Record, for each (principal, aliases), that they name one identity and that the principal is an account.
 
     Inside a transaction; two statements for the whole batch plus one per conflict. Names already linked keep
@@ -302,4 +304,3 @@ async def directory_for(
         for r in rows:
             directory.catalog.learn(r["resource"], display_name=r["display_name"], aliases=r["aliases"])
     return directory
-

@@ -11,7 +11,7 @@ from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
-from reconciliation.bind_ticket import bind_ticket
+from closeloop.identity.bind import bind_ticket
 from reconciliation.join_engine import Emission, JoinEngine, JoinInput
 from reconciliation.routing import partition_for, route
 from reconciliation.rules.base import JoinView, RulePolicy

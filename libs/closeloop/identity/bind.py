@@ -1,4 +1,5 @@
-"""Bind a ticket's references, as written, to canonical keys (pure): the join then judges it as if it had named ids.
+"""Bind a ticket's references, as written, to canonical keys (pure): every service then acts on the ticket as if it
+had named the ids (the reconciler judges it, provisioning targets the account it binds to).
 
 A ticket naming a person by email becomes one copy per account of theirs on the ticket's system (a ticket for a
 person approves the grant to any of their linked accounts); a resource named by display name, `org/repo` or
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import TicketEvent
-from closeloop.identity import Directory, Outcome, Resolution
+from closeloop.identity.directory import Directory, Outcome, Resolution
 
 
 @dataclass(frozen=True)
