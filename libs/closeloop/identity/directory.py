@@ -101,7 +101,8 @@ class Directory:
             principal = event.key.principal if isinstance(event, GrantEvent) else event.principal
             names = (principal, *event.principal_aliases)
             known = self.graph.names_of(principal)
-            if not self.graph.is_account(principal) or any(n not in known for n in names):
+            new = not self.graph.is_account(principal) or any(n not in known for n in names)
+            if new and not self.graph.is_disputed(names):
                 link = IdentityLinked.create(
                     names=names,
                     accounts=(principal,),
@@ -140,6 +141,10 @@ class Directory:
             )
             if accounts:
                 return _bound(written, accounts, "identity graph")
+            disputed = self.graph.disputed_accounts_on(email_name(address), system)
+            if disputed:
+                # A record linked this person to an account another identity holds: a decision must not guess.
+                return Resolution(Outcome.AMBIGUOUS, written, disputed, "conflicting identity links")
             rule = self.rules.get(system)
             account = rule.account(address) if rule is not None else None
             if account is not None:

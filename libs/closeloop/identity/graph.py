@@ -50,6 +50,8 @@ class IdentityGraph:
         self._origin: dict[str, str] = {}
         self._accounts: set[str] = set()
         self.conflicts: deque[LinkConflict] = deque(maxlen=MAX_CONFLICTS)
+        # name -> the names it was seen with in a conflicting link (a decision about it must not guess).
+        self._disputed: dict[str, frozenset[str]] = {}
         self.version = 0
 
     def __len__(self) -> int:
@@ -69,6 +71,15 @@ class IdentityGraph:
     def accounts_on(self, name: str, system: str) -> tuple[str, ...]:
         """The accounts on `system` of the identity `name` belongs to, sorted."""
         return tuple(sorted(n for n in self.names_of(name) if n in self._accounts and system_of(n) == system))
+
+    def disputed_accounts_on(self, name: str, system: str) -> tuple[str, ...]:
+        """Accounts on `system` that a conflicting link put together with any name of `name`'s identity."""
+        seen = {n for own in self.names_of(name) for n in self._disputed.get(own, ())}
+        return tuple(sorted(n for n in seen if system_of(n) == system))
+
+    def is_disputed(self, names: Iterable[str]) -> bool:
+        listed = frozenset(names)
+        return bool(listed) and all(self._disputed.get(n, frozenset()) >= listed for n in listed)
 
     def is_account(self, name: str) -> bool:
         return name in self._accounts
@@ -93,7 +104,11 @@ class IdentityGraph:
             known = sorted({self._identity[n] for n in listed if n in self._identity})
             if len(known) > 1:
                 conflict = LinkConflict(names=tuple(listed), identities=tuple(known), origin=origin)
-                self.conflicts.append(conflict)
+                if self._disputed.get(listed[0]) != frozenset(listed):
+                    self.conflicts.append(conflict)
+                    if len(self._disputed) < MAX_CONFLICTS * 10:
+                        for name in listed:
+                            self._disputed[name] = self._disputed.get(name, frozenset()) | frozenset(listed)
                 return conflict
             identity = known[0] if known else (identity_id or preferred_identity_id(listed))
             for name in listed:

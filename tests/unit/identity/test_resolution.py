@@ -125,6 +125,19 @@ def test_observed_conflict_is_reported_and_nothing_merges() -> None:
     assert d.graph.conflicts[0].identities == ("alice@example.com", "bob@example.com")
     assert d.graph.identity_of("github:user:shared") is None
     assert d.resolve_person("bob@example.com", "okta").values == ("okta:user:bob@example.com",)
+    # The conflict affects a decision: a ticket for either person on GitHub is ambiguous, never a guess.
+    on_github = d.resolve_person("alice@example.com", "github")
+    assert (on_github.outcome, on_github.values) == (Outcome.AMBIGUOUS, ("github:user:shared",))
+    # The same record seen again is not announced again.
+    assert (
+        d.observe(
+            grant(
+                "github:user:shared", "github:repo:a/b", aliases=("email:alice@example.com", "email:bob@example.com")
+            ),
+            "t",
+        )
+        == []
+    )
 
 
 def test_correlation_rules_and_login_as_written() -> None:
