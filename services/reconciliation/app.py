@@ -47,7 +47,7 @@ from closeloop.settings import IdentitySettings, KafkaSettings
 from closeloop.topics import dlq
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
-from reconciliation.directory_feed import DirectoryFeed
+from reconciliation.directory_feed import ANNOUNCER_HEADER, DirectoryFeed
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
     ORIGIN_OFFSET,
@@ -417,7 +417,8 @@ class Reconciler:
         sent: list[Awaitable[Any]] = []
         for taught in self.directory.observe(event, f"closeloop/{SERVICE}"):
             topic = self.identity.links_topic if isinstance(taught, IdentityLinked) else self.identity.catalog_topic
-            sent.append(await self._send(topic, kafka_key(taught), encode(taught), None, []))
+            headers = [(ANNOUNCER_HEADER, self.feed.announcer)]
+            sent.append(await self._send(topic, kafka_key(taught), encode(taught), None, headers))
         return sent
 
     async def _send(

@@ -11,6 +11,7 @@ its version, and the reconciler then re-binds the tickets it holds pending.
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import Counter
@@ -27,11 +28,16 @@ from reconciliation.topic_meta import partition_count, reader_options
 log = get_logger(__name__)
 
 
+# Header naming the worker that announced a record: it applied the record before sending it, and skips it here.
+ANNOUNCER_HEADER = "cl_announcer"
+
+
 class DirectoryFeed:
     def __init__(
         self, kafka: KafkaSettings, topics: tuple[str, ...], directory: Directory, metrics: ServiceMetrics
     ) -> None:
         self._kafka = kafka
+        self.announcer = uuid.uuid4().hex.encode()
         self._topics = topics
         self.directory = directory
         self.ready = asyncio.Event()
@@ -82,7 +88,8 @@ class DirectoryFeed:
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
                 for tp, records in batch.items():
                     for record in records:
-                        self.fold(tp.topic, record.value)
+                        if (ANNOUNCER_HEADER, self.announcer) not in (record.headers or ()):
+                            self.fold(tp.topic, record.value)
                     if tp in catching_up and records and records[-1].offset + 1 >= catching_up[tp]:
                         del catching_up[tp]
                 if not self.ready.is_set() and not catching_up:

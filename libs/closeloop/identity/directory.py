@@ -99,9 +99,11 @@ class Directory:
         taught: list[Envelope] = []
         if isinstance(event, GrantEvent | PrincipalStatusChanged):
             principal = event.key.principal if isinstance(event, GrantEvent) else event.principal
-            names = (principal, *event.principal_aliases)
+            aliases = tuple(a for a in event.principal_aliases if a and a != principal)
+            names = (principal, *aliases)
             known = self.graph.names_of(principal)
-            new = not self.graph.is_account(principal) or any(n not in known for n in names)
+            # A principal seen alone teaches nothing a ticket could use (its own name resolves to itself).
+            new = bool(aliases) and (not self.graph.is_account(principal) or any(n not in known for n in aliases))
             if new and not self.graph.is_disputed(names):
                 link = IdentityLinked.create(
                     names=names,
