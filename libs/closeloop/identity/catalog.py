@@ -27,9 +27,12 @@ class CatalogEntry:
         return split_ref(self.resource)
 
     def names(self) -> frozenset[str]:
-        """Every folded name this resource answers to: its id, its display name, its aliases."""
-        _, _, ref_id = self.parts
+        """Every folded name this resource answers to: its id, its display name, its aliases, and the name its id
+        carries (an AWS ARN's last path segment: a policy or role name; a GitHub team's slug)."""
+        system, ref_type, ref_id = self.parts
         every = {ref_id, *self.aliases, *((self.display_name,) if self.display_name else ())}
+        if (system == "aws" and ref_id.startswith("arn:")) or (system == "github" and ref_type == "team"):
+            every.add(ref_id.rsplit("/", 1)[-1])
         return frozenset(fold(n) for n in every if n and n.strip())
 
 

@@ -257,6 +257,7 @@ WHERE system = $1 AND (
     resource = ANY($2::text[])
     OR lower(regexp_replace(btrim(display_name), '\s+', ' ', 'g')) = ANY($3::text[])
     OR lower(substr(resource, length(system) + length(resource_type) + 3)) = ANY($3::text[])
+    OR lower(regexp_replace(resource, '^.*/', '')) = ANY($3::text[])
     OR EXISTS (SELECT 1 FROM unnest(aliases) AS a WHERE lower(regexp_replace(btrim(a), '\s+', ' ', 'g')) = ANY($3::text[])))
 ORDER BY resource"""
 

@@ -156,3 +156,13 @@ def test_email_with_accounts_on_two_systems_stays_per_system() -> None:
     d.observe(grant("github:user:alice-gh", "github:repo:a/b", aliases=("email:alice@example.com",)), "t")
     assert d.resolve_person("alice@example.com", "aws").values == ("aws:user:arn:aws:iam::1:user/alice",)
     assert d.resolve_person("alice@example.com", "github").values == ("github:user:alice-gh",)
+
+
+def test_aws_user_named_by_user_name_binds_to_its_arn() -> None:
+    d = Directory()
+    arn = "aws:user:arn:aws:iam::123456789012:user/deploy-bot"
+    d.observe(grant(arn, "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess", aliases=("aws:user:deploy-bot",)), "t")
+    found = d.resolve_person("deploy-bot", "aws", "aws:user:deploy-bot")
+    assert (found.outcome, found.values) == (Outcome.BOUND, (arn,))
+    policy = d.resolve_resource("ReadOnlyAccess", "aws")  # the name an ARN carries
+    assert policy.values == ("aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",)
