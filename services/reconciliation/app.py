@@ -32,22 +32,19 @@ from faust.types import TP
 from prometheus_client import Counter, Gauge, Histogram
 
 from closeloop.contracts.base import Envelope
-from closeloop.contracts.codec import DecodeError, decode, encode, kafka_key
-from closeloop.contracts.directory import IdentityLinked
+from closeloop.contracts.codec import DecodeError, decode
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
-from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
 from closeloop.identity import Directory
-from closeloop.identity.bind import bind_ticket
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import IdentitySettings, KafkaSettings
 from closeloop.topics import dlq
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
-from reconciliation.directory_feed import ANNOUNCER_HEADER, DirectoryFeed
+from reconciliation.directory_feed import DirectoryFeed
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
     ORIGIN_OFFSET,
@@ -62,6 +59,7 @@ from reconciliation.join_records import (
     tick_record,
 )
 from reconciliation.ledger import AlertLedger
+from reconciliation.name_binding import NameBinding
 from reconciliation.routing import partition_for, principal_of_key, route
 from reconciliation.rules.base import RulePolicy
 from reconciliation.settings import ReconciliationSettings
@@ -182,8 +180,6 @@ class Reconciler:
             kafka, (self.identity.links_topic, self.identity.catalog_topic), self.directory, metrics
         )
         self._feed_task: asyncio.Task[None] | None = None
-        # Keys holding tickets whose references are not bound yet -> (join partition, directory version tried).
-        self.pending: dict[str, tuple[int, int]] = {}
         self.kafka = kafka
         self.metrics = metrics
         self.extra = ReconcilerMetrics(metrics)
@@ -251,6 +247,16 @@ class Reconciler:
             for name in TABLES
         }
         self.store = FaustTables(self.tables)
+        self.names = NameBinding(
+            self.directory,
+            self.identity,
+            announcer=self.feed.announcer,
+            join_topic=self.join_topic_name,
+            partitions=self.partitions,
+            source=f"closeloop/{SERVICE}",
+            send=self._send,
+            skip=self.metrics.skip,
+        )
         self._define_agents()
 
     # --- topology -----------------------------------------------------------------------------------------
@@ -363,10 +369,10 @@ class Reconciler:
                 )
                 continue
             if isinstance(decoded, TicketEvent):
-                pending += await self._route_ticket(topic, message, decoded)
+                pending += await self.names.route_ticket(topic, message, decoded)
                 continue
             if isinstance(decoded, GrantEvent | PrincipalStatusChanged):
-                pending += await self._announce(decoded)
+                pending += await self.names.announce(decoded)
             routed = route(decoded)
             if routed.principal is not None:
                 target = partition_for(routed.principal, self.partitions)
@@ -383,43 +389,6 @@ class Reconciler:
                 self.metrics.skip(topic, routed.skip_reason or "unroutable")
         # The batch is acknowledged (and its offsets committed) only once everything it produced is durable.
         await asyncio.gather(*pending)
-
-    async def _route_ticket(self, topic: str, message: Incoming, event: TicketEvent) -> list[Awaitable[Any]]:
-        """A ticket goes to the partition of every account it binds to, or is parked under its provisional key."""
-        binding = bind_ticket(event, self.directory)
-        sent: list[Awaitable[Any]] = []
-        if binding.pending:
-            principal = interpret(event).beneficiary.principal
-            if principal is None:
-                self.metrics.skip(topic, "ticket names no principal")
-                return sent
-            headers = forward_headers("pending", topic, message.partition, message.offset, message.headers)
-            target = partition_for(principal, self.partitions)
-            sent.append(await self._send(self.join_topic_name, principal.encode(), message.value, target, headers))
-            return sent
-        for bound in binding.events:
-            value = message.value if bound is event else encode(bound)
-            routed = route(bound)
-            if routed.principal is not None:
-                headers = forward_headers("event", topic, message.partition, message.offset, message.headers)
-                target = partition_for(routed.principal, self.partitions)
-                sent.append(await self._send(self.join_topic_name, routed.principal.encode(), value, target, headers))
-            elif routed.broadcast:
-                headers = forward_headers("person", topic, message.partition, message.offset, message.headers)
-                for target in range(self.partitions):
-                    sent.append(await self._send(self.join_topic_name, None, value, target, headers))
-            else:
-                self.metrics.skip(topic, routed.skip_reason or "unroutable")
-        return sent
-
-    async def _announce(self, event: GrantEvent | PrincipalStatusChanged) -> list[Awaitable[Any]]:
-        """Announce the names and resources a grant teaches the directory (only what it did not know)."""
-        sent: list[Awaitable[Any]] = []
-        for taught in self.directory.observe(event, f"closeloop/{SERVICE}"):
-            topic = self.identity.links_topic if isinstance(taught, IdentityLinked) else self.identity.catalog_topic
-            headers = [(ANNOUNCER_HEADER, self.feed.announcer)]
-            sent.append(await self._send(topic, kafka_key(taught), encode(taught), None, headers))
-        return sent
 
     async def _send(
         self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, headers: Headers
@@ -465,7 +434,7 @@ class Reconciler:
                 self.metrics.skip(self.join_topic_name, outcome.skipped)
             emissions.extend(outcome.emissions)
             for bound in outcome.forwards:
-                forwards.append(await self._forward(bound, headers))
+                forwards.append(await self.names.forward(bound, headers))
 
         sent = []
         for emission in emissions:
@@ -495,28 +464,12 @@ class Reconciler:
         dirty = uow.dirty_entitlements()
         for write in uow.writes():
             self.store.write(write)
+        self.names.note(dirty, tried_version)
         for state in dirty:
             self.deadlines.arm(state.key, state.next_check, partition_for(state.principal, self.partitions))
-            if state.pending:
-                self.pending[state.key] = (partition_for(state.principal, self.partitions), tried_version)
-            else:
-                self.pending.pop(state.key, None)
         self.extra.deadlines.set(len(self.deadlines))
         self.joined += len(records)
         self.metrics.observe(self.join_topic_name, time.perf_counter() - started)
-
-    async def _forward(self, bound: TicketEvent, headers: Headers) -> Awaitable[Any]:
-        """A ticket bound late goes to its bound key's partition, as if it had named the ids in the first place."""
-        routed = route(bound)
-        principal = routed.principal or interpret(bound).beneficiary.principal or ""
-        origin = [(k, v) for k, v in headers if k != "cl_kind"]
-        return await self._send(
-            self.join_topic_name,
-            principal.encode(),
-            encode(bound),
-            partition_for(principal, self.partitions),
-            [("cl_kind", b"event"), *origin],
-        )
 
     def _join_letter(self, message: Incoming, headers: Headers, reason: str) -> DeadLetter:
         origin_topic = header(headers, ORIGIN_TOPIC) or self.join_topic_name
@@ -546,14 +499,12 @@ class Reconciler:
     def rebuild_deadlines(self, owned: set[int]) -> None:
         dropped = self.store.drop_except(self._kept_partitions() | owned, self.partitions)
         entries = []
-        self.pending = {}
+        self.names.rebuild(self.store.items(ENTITLEMENTS), owned)
         for key, raw in self.store.items(ENTITLEMENTS):
             at = raw.get("next_check")
             partition = partition_for(principal_of_key(key), self.partitions)
             if at and partition in owned:
                 entries.append((key, datetime.fromisoformat(at), partition))
-            if raw.get("pending") and partition in owned:
-                self.pending[key] = (partition, -1)  # not tried against this worker's directory yet
         self.deadlines.rebuild(entries)
         self._owned = owned
         self._rebuilt_at = time.monotonic()
@@ -569,7 +520,7 @@ class Reconciler:
         if not owned:
             return
         due = self.deadlines.pop_due(self.clock(), owned, timedelta(seconds=self.settings.tick_retry_s))
-        due += self._rebind_due(owned)
+        due += self.names.due(owned)
         by_partition: dict[int, list[str]] = {}
         for key, partition in due:
             by_partition.setdefault(partition, []).append(key)
@@ -578,14 +529,6 @@ class Reconciler:
                 value, headers = tick_record(keys[start : start + TICK_KEYS_MAX])
                 # Fire and forget: an unanswered tick is re-armed after tick_retry_s.
                 await self._send(self.join_topic_name, None, value, partition, headers)
-
-    def _rebind_due(self, owned: set[int]) -> list[tuple[str, int]]:
-        """Pending tickets to try again: the directory learned something since they were last tried."""
-        version = self.directory.version
-        due = [(k, p) for k, (p, tried) in self.pending.items() if tried < version and p in owned]
-        for key, partition in due:
-            self.pending[key] = (partition, version)
-        return due
 
     # --- rebalance, readiness, lifecycle ---------------------------------------------------------------------
 

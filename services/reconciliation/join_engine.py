@@ -233,8 +233,10 @@ class JoinEngine:
 
     def person_ids(self, principal: str) -> set[str]:
         """The bare ids (emails, logins) by which a person-level ticket may name this principal's identity."""
-        ids = set(self.directory.person_ids(principal))
         own = person_of_principal(principal)
+        if self.directory.graph.identity_of(principal) is None:  # most principals: only their own id
+            return {own} if own is not None else set()
+        ids = set(self.directory.person_ids(principal))
         if own is not None:
             ids.add(own)
         return ids
