@@ -113,7 +113,7 @@ async def bind_references(tx: RecordTransaction, ticket: TicketEvent, ctx: Provi
 
 
 async def _resolve_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
-    """The ticket's entitlement, with the beneficiary resolved through the alias table when it is one."""
+    """The ticket's entitlement, its beneficiary resolved through the identity graph when that names it otherwise."""
     principal = meaning.beneficiary.principal
     resolved = await repository.resolve_principal(tx.conn, principal) if principal else None
     key = meaning.entitlement_for(resolved) if resolved and resolved != principal else meaning.entitlement
