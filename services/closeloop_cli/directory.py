@@ -19,7 +19,13 @@ from rich.table import Table
 from closeloop.db import create_pool
 from closeloop.identity import Directory
 from closeloop.identity.catalog import parse_catalog_file
-from closeloop.identity.operator import load_alias_file, load_catalog_file, read_document
+from closeloop.identity.operator import (
+    announce,
+    load_alias_file,
+    load_catalog_file,
+    read_document,
+    stored_announcements,
+)
 from closeloop.identity.store import (
     catalog_entries,
     directory_for,
@@ -74,6 +80,29 @@ def identities_load(file: FileArgument, dry_run: DryRun = False) -> None:
             console.print(f"{identity}: {', '.join(operator_names(identity, aliases))}")
         return
     console.print(f"{_announcing(load_alias_file, file)} name(s) linked")
+
+
+@identities_app.command("announce")
+def identities_announce(dry_run: DryRun = False) -> None:
+    """Announce the whole graph and catalog PostgreSQL holds on the directory topics (after an upgrade, or to
+    rebuild them); reconcilers fold them like any announcement."""
+
+    async def run(pool: asyncpg.Pool) -> tuple[int, int]:
+        links, resources = await stored_announcements(pool)
+        if not dry_run:
+            settings = IdentitySettings()
+            kafka = producer(KafkaSettings(), client_suffix="cli-directory")
+            await kafka.start()
+            try:
+                await announce(kafka, settings.links_topic, links)
+                await announce(kafka, settings.catalog_topic, resources)
+            finally:
+                await kafka.stop()
+        return len(links), len(resources)
+
+    links, resources = _with_pool(run)
+    verb = "would announce" if dry_run else "announced"
+    console.print(f"{verb} {links} identity link(s) and {resources} catalog entr(ies)")
 
 
 @identities_app.command("resolve")

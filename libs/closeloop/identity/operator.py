@@ -74,6 +74,47 @@ async def announce(producer: AIOKafkaProducer, topic: str, events: Sequence[Enve
         await future
 
 
+async def stored_announcements(db: asyncpg.Pool) -> tuple[list[IdentityLinked], list[ResourceCatalogued]]:
+    """Everything PostgreSQL holds, as announcements: after an upgrade, or to rebuild the compacted topics."""
+    at, correlation = datetime.now(UTC), str(uuid.uuid4())
+    links: list[IdentityLinked] = []
+    rows = await db.fetch(
+        "SELECT name, identity_id, account, origin FROM identity_links ORDER BY identity_id, origin, name"
+    )
+    groups: dict[tuple[str, str], list[asyncpg.Record]] = {}
+    for row in rows:
+        groups.setdefault((row["identity_id"], row["origin"]), []).append(row)
+    for (identity, origin), members in groups.items():
+        for start in range(0, len(members), 50):  # an announcement carries at most 50 names
+            chunk = members[start : start + 50]
+            links.append(
+                IdentityLinked.create(
+                    names=tuple(m["name"] for m in chunk),
+                    accounts=tuple(m["name"] for m in chunk if m["account"]),
+                    origin=origin,
+                    identity_id=identity,
+                    occurred_at=at,
+                    source=SOURCE,
+                    correlation_id=correlation,
+                )
+            )
+    resources = [
+        ResourceCatalogued.create(
+            resource=r["resource"],
+            display_name=r["display_name"],
+            aliases=tuple(r["aliases"][:50]),
+            origin=r["origin"],
+            occurred_at=at,
+            source=SOURCE,
+            correlation_id=correlation,
+        )
+        for r in await db.fetch(
+            "SELECT resource, display_name, aliases, origin FROM catalog_resources ORDER BY resource"
+        )
+    ]
+    return links, resources
+
+
 async def load_alias_file(
     pool: asyncpg.Pool, path: Path, producer: AIOKafkaProducer | None, settings: IdentitySettings
 ) -> int:

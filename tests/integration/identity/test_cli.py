@@ -108,3 +108,12 @@ async def test_operator_loads_aliases_and_catalog_then_inspects_them(
     code, output = await closeloop(env, "identities", "conflicts")
     assert code == 0, output
     assert f"shared-{tag}" in output
+
+    # After an upgrade: what PostgreSQL holds (here the okta link recorded above) is announced on the topics.
+    code, output = await closeloop(env, "identities", "announce", "--dry-run")
+    assert (code, "would announce" in output) == (0, True), output
+    code, output = await closeloop(env, "identities", "announce")
+    assert code == 0, output
+    again = await read_topic(kafka_settings, links, until=lambda r: len(r) >= 3, timeout_s=10)
+    names = {n for r in again for n in decode(r.value).names}  # type: ignore[attr-defined]
+    assert {f"okta:user:bob-{tag}", f"email:bob.{tag}@example.com"} <= names
