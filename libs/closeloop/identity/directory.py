@@ -99,7 +99,8 @@ class Directory:
         taught: list[Envelope] = []
         if isinstance(event, GrantEvent | PrincipalStatusChanged):
             principal = event.key.principal if isinstance(event, GrantEvent) else event.principal
-            aliases = tuple(a for a in event.principal_aliases if a and a != principal)
+            # An announcement carries at most 50 names (the contract's bound); a record rarely shows more than 3.
+            aliases = tuple(dict.fromkeys(a for a in event.principal_aliases if a and a != principal))[:49]
             names = (principal, *aliases)
             known = self.graph.names_of(principal)
             # A principal seen alone teaches nothing a ticket could use (its own name resolves to itself).

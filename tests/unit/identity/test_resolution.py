@@ -166,3 +166,13 @@ def test_aws_user_named_by_user_name_binds_to_its_arn() -> None:
     assert (found.outcome, found.values) == (Outcome.BOUND, (arn,))
     policy = d.resolve_resource("ReadOnlyAccess", "aws")  # the name an ARN carries
     assert policy.values == ("aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",)
+
+
+def test_a_record_with_very_many_names_still_announces_within_the_contract() -> None:
+    aliases = tuple(f"okta:user:alias{i}" for i in range(80))
+    (link,) = [
+        t
+        for t in Directory().observe(grant("okta:user:many@x.io", "okta:group:1", aliases=aliases), "t")
+        if isinstance(t, IdentityLinked)
+    ]
+    assert len(link.names) == 50
