@@ -19,10 +19,14 @@ PYTEST_ARGS ?=
 DEMO_ARGS ?=
 # Component for `make logs C=kafka`.
 C ?=
+# 1: the local broker also listens with TLS + SASL (SCRAM, PLAIN) and mTLS (deploy/local/kafka_tls.sh);
+# clients stay on PLAINTEXT unless they use <state>/env.tls.
+KAFKA_TLS ?= $(CLOSELOOP_KAFKA_TLS)
 
 export CLOSELOOP_SERVICES := $(SERVICES)
+export CLOSELOOP_KAFKA_TLS := $(KAFKA_TLS)
 
-.PHONY: help install infra up down status logs lint test test-unit demo bench clean lock
+.PHONY: help install infra up down status logs lint test test-unit test-tls demo bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | expand -t12
@@ -50,6 +54,9 @@ lint: install ## ruff check + mypy
 
 test: install lint infra ## lint, bring Kafka + PostgreSQL up, run pytest against them
 	@$(LOCAL)/test.sh $(PYTEST_ARGS)
+
+test-tls: install ## the whole suite once through Kafka's TLS + SCRAM listener, and tests/tls (mTLS, PLAIN)
+	@$(LOCAL)/test_tls.sh $(PYTEST_ARGS)
 
 test-unit: install ## the unit tests alone: no Kafka, no PostgreSQL, seconds
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)

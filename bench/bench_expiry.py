@@ -29,6 +29,7 @@ from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.entitlements import RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.db.migrate import apply_migrations
+from closeloop.kafka import client_options
 from closeloop.record.bulk import copy_active_entitlements
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
@@ -72,7 +73,7 @@ async def count_revokes(
 ) -> tuple[float, float]:
     """Read `topic` from the start until `expected` distinct keys were seen; wall times of the first and last."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(settings, "bench-read"), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     seen: set[bytes] = set()

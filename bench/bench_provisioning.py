@@ -33,7 +33,7 @@ from closeloop.contracts.codec import encode
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import TicketEvent
-from closeloop.db.migrate import load_migrations
+from closeloop.db.migrate import record_migrations
 from closeloop.record import Cause, EntitlementRecord, RecordTopics, RecordTransaction
 from closeloop.record.transaction import _INSERT_SQL, row_params
 from closeloop.settings import DatabaseSettings, KafkaSettings
@@ -67,9 +67,8 @@ async def throwaway_schema(database: DatabaseSettings) -> AsyncIterator[tuple[st
         await owner.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO closeloop_app')
         async with owner.transaction():
             await owner.execute(f'SET LOCAL search_path TO "{schema}"')
-            for migration in load_migrations():
-                if migration.version == "0001" or "0010" <= migration.version <= "0019":
-                    await owner.execute(migration.sql)
+            for migration in record_migrations():
+                await owner.execute(migration.sql)
         yield (
             with_search_path(database.url.get_secret_value(), schema),
             with_search_path(database.migration_dsn(), schema),

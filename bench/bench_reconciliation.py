@@ -35,7 +35,7 @@ from closeloop.contracts.entitlements import EntitlementEvent, TicketRef
 from closeloop.contracts.grants import GrantEvent
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import RequestedAccess, TicketEvent
-from closeloop.kafka import producer
+from closeloop.kafka import client_options, producer
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
@@ -145,7 +145,7 @@ async def _stop(reconciler: Any, task: asyncio.Task[None]) -> None:
 async def _raw_consume(kafka: KafkaSettings, topic: str, count: int) -> float:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka.bootstrap,
+        **client_options(kafka, "bench-raw"),
         group_id=f"bench-raw-{_tag()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -317,7 +317,7 @@ async def _joined(reconciler: Any, count: int, timeout_s: float = 600) -> None:
 
 async def _alert_latencies(kafka: KafkaSettings, topic: str, sent_at: dict[bytes, datetime]) -> list[float]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(kafka, "bench-alerts"), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     latencies: dict[bytes, float] = {}

@@ -20,6 +20,10 @@ def infra() -> Iterator[Infra]:
         os.environ["CLOSELOOP_KAFKA_BOOTSTRAP"] = found.kafka_bootstrap
         os.environ["CLOSELOOP_DATABASE_URL"] = found.database_url
         os.environ["CLOSELOOP_DATABASE_MIGRATE_URL"] = found.migrate_url
+        # Services started by the tests use the DSN above (each test may point it at its own schema),
+        # not the per-service roles of the local stack's env file; tests of those roles name them.
+        for service in SERVICE_ROLES:
+            os.environ[f"CLOSELOOP_DATABASE_{service.upper()}_URL"] = ""
         try:
             yield found
         finally:
@@ -30,7 +34,13 @@ def infra() -> Iterator[Infra]:
                     os.environ[key] = value
 
 
-_ENV_KEYS = ("CLOSELOOP_KAFKA_BOOTSTRAP", "CLOSELOOP_DATABASE_URL", "CLOSELOOP_DATABASE_MIGRATE_URL")
+SERVICE_ROLES = ("intake", "connectors", "provisioning", "expiry")
+_ENV_KEYS = (
+    "CLOSELOOP_KAFKA_BOOTSTRAP",
+    "CLOSELOOP_DATABASE_URL",
+    "CLOSELOOP_DATABASE_MIGRATE_URL",
+    *(f"CLOSELOOP_DATABASE_{service.upper()}_URL" for service in SERVICE_ROLES),
+)
 
 
 @pytest.fixture(scope="session")

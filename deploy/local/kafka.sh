@@ -11,6 +11,8 @@
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=deploy/local/kafka_tls.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kafka_tls.sh"
 
 K_HOME="$STATE/kafka"
 K_LIBS="$K_HOME/libs-$KAFKA_VERSION"
@@ -59,6 +61,10 @@ render_config() {
     -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@DATA_DIR@|$K_DATA|g" \
     "$CL_LOCAL/kafka/server.properties.template" >"$K_CONF.tmp"
+  if tls_enabled; then
+    make_certs
+    tls_config "$(secret kafka_sasl_password rand_hex 24)" >>"$K_CONF.tmp"
+  fi
   mv -f "$K_CONF.tmp" "$K_CONF"
 }
 
@@ -116,14 +122,22 @@ start() {
   ensure_state_dirs
   local pid
   if pid="$(running_pid)"; then
-    if probe 60 "$pid"; then
+    if tls_enabled && ! port_open "$KAFKA_SASL_SSL_PORT"; then
+      log "kafka: running without the TLS listeners; restarting with them (CLOSELOOP_KAFKA_TLS=1)"
+      stop
+    elif probe 60 "$pid"; then
       log "kafka: already running (pid $pid, $KAFKA_HOST:$KAFKA_PORT)"
       return 0
+    else
+      fail_component kafka "$KAFKA_PORT" "$K_LOG" "process $pid runs but does not answer metadata requests"
     fi
-    fail_component kafka "$KAFKA_PORT" "$K_LOG" "process $pid runs but does not answer metadata requests"
   fi
-  local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  if pid="$(running_pid)"; then
+    fail_component kafka "$KAFKA_PORT" "$K_LOG" "process $pid did not stop for the restart"
+  fi
+  local p ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT")
+  if tls_enabled; then ports+=("$KAFKA_SASL_SSL_PORT" "$KAFKA_MTLS_PORT"); fi
+  for p in "${ports[@]}"; do
     if port_open "$p"; then
       fail_component kafka "$p" "$K_LOG" \
         "port $p is already in use by another process ($(port_owner "$p")); set CLOSELOOP_KAFKA_PORT / CLOSELOOP_KAFKA_CONTROLLER_PORT"
@@ -164,6 +178,13 @@ start() {
       fail_component kafka "$KAFKA_PORT" "$K_LOG" "broker did not answer a metadata request within 120s"
     fi
     fail_component kafka "$KAFKA_PORT" "$K_LOG" "broker process $pid exited during startup"
+  fi
+  if tls_enabled; then
+    local password
+    password="$(secret kafka_sasl_password rand_hex 24)"
+    add_scram_user "$java" "$password"
+    write_tls_env "$password"
+    log "kafka: SASL_SSL on $KAFKA_HOST:$KAFKA_SASL_SSL_PORT, mTLS on $KAFKA_HOST:$KAFKA_MTLS_PORT (clients: $STATE/env.tls)"
   fi
   log "kafka: ready (pid $pid)"
 }

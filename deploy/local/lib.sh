@@ -132,6 +132,20 @@ kill_pattern() {
   stop_pids 15 TERM $pids
 }
 
+# stack_env: export the variables of <state>/env for a process the stack runs. Kafka security settings a
+# caller exported for its own clients (make test-tls exports those of <state>/env.tls) are dropped: the
+# stack's migrations, topic creation and services talk to the broker as <state>/env says.
+stack_env() {
+  local v
+  for v in $(compgen -v CLOSELOOP_KAFKA_); do
+    case "$v" in CLOSELOOP_KAFKA_SECURITY_PROTOCOL | CLOSELOOP_KAFKA_SASL_* | CLOSELOOP_KAFKA_SSL_*) unset "$v" ;; esac
+  done
+  set -a
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+  set +a
+}
+
 # rand_hex BYTES / rand_b64 BYTES: random material from the kernel CSPRNG, coreutils only.
 rand_hex() { head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
 rand_b64() { head -c "$1" /dev/urandom | base64 -w0; }

@@ -86,6 +86,10 @@ bootstrap_sql() {
   local home="$1"
   CLOSELOOP_PG_MIGRATOR_PASSWORD="$(secret pg_migrator_password rand_hex 24)" \
     CLOSELOOP_PG_APP_PASSWORD="$(secret pg_app_password rand_hex 24)" \
+    CLOSELOOP_PG_INTAKE_PASSWORD="$(secret pg_intake_password rand_hex 24)" \
+    CLOSELOOP_PG_CONNECTORS_PASSWORD="$(secret pg_connectors_password rand_hex 24)" \
+    CLOSELOOP_PG_PROVISIONING_PASSWORD="$(secret pg_provisioning_password rand_hex 24)" \
+    CLOSELOOP_PG_EXPIRY_PASSWORD="$(secret pg_expiry_password rand_hex 24)" \
     PGCONNECT_TIMEOUT=10 \
     "$BIN/psql" -X -q -h "$home/run" -p "$PG_PORT" -U postgres -d postgres \
     -f "$CL_LOCAL/postgres/init.sql" >>"$PG_LOG" 2>&1 ||

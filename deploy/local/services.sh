@@ -80,10 +80,7 @@ start_one() {
   echo "===== $(date -Is) starting $module =====" >>"$logf"
   (
     cd "$CL_ROOT"
-    set -a
-    # shellcheck disable=SC1090
-    source "$ENV_FILE"
-    set +a
+    stack_env
     export CLOSELOOP_SERVICE_NAME="$name" PYTHONUNBUFFERED=1
     exec setsid nohup "$PY" -X "$MARKER" -m "$module" </dev/null >>"$logf" 2>&1 9>&-
   ) &

@@ -17,12 +17,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 whsec() { printf 'whsec_%s' "$(rand_b64 32)"; }
 hex32() { rand_hex 32; }
+# service_dsn NAME: the DSN of the service's own database role (created by postgres/init.sql).
+service_dsn() { printf 'postgresql://closeloop_%s:%s@%s:%s/%s' "$1" "$(secret "pg_$1_password" rand_hex 24)" "$PG_HOST" "$PG_PORT" "$PG_DB"; }
 
 write_env() {
   ensure_state_dirs
   local mig app
   mig="$(secret pg_migrator_password rand_hex 24)"
   app="$(secret pg_app_password rand_hex 24)"
+  secret audit_checkpoint_key rand_hex 32 >/dev/null
   local tmp="$ENV_FILE.tmp.$$"
   (
     umask 077
@@ -33,6 +36,12 @@ CLOSELOOP_STATE_DIR=$STATE
 CLOSELOOP_KAFKA_BOOTSTRAP=$KAFKA_HOST:$KAFKA_PORT
 CLOSELOOP_DATABASE_URL=postgresql://$PG_APP_ROLE:$app@$PG_HOST:$PG_PORT/$PG_DB
 CLOSELOOP_DATABASE_MIGRATE_URL=postgresql://$PG_MIGRATOR_ROLE:$mig@$PG_HOST:$PG_PORT/$PG_DB
+CLOSELOOP_DATABASE_INTAKE_URL=$(service_dsn intake)
+CLOSELOOP_DATABASE_CONNECTORS_URL=$(service_dsn connectors)
+CLOSELOOP_DATABASE_PROVISIONING_URL=$(service_dsn provisioning)
+CLOSELOOP_DATABASE_EXPIRY_URL=$(service_dsn expiry)
+CLOSELOOP_AUDIT_CHECKPOINT_KEY_FILE=$SECRETS/audit_checkpoint_key
+CLOSELOOP_AUDIT_CHECKPOINT_FILE=$STATE/audit/checkpoints.jsonl
 CLOSELOOP_INTAKE_SERVICENOW_SECRET=$(secret intake_servicenow_secret whsec)
 CLOSELOOP_INTAKE_GENERIC_SECRET=$(secret intake_generic_secret whsec)
 CLOSELOOP_INTAKE_JIRA_SECRET=$(secret intake_jira_secret hex32)
@@ -58,10 +67,7 @@ run_module() {
   echo "===== $(date -Is) python -m $module =====" >>"$logf"
   if ! (
     cd "$CL_ROOT"
-    set -a
-    # shellcheck disable=SC1090
-    source "$ENV_FILE"
-    set +a
+    stack_env
     "$PY" -m "$module"
   ) >>"$logf" 2>&1; then
     fail_component "$name" "$port" "$logf" "python -m $module failed"
@@ -164,10 +170,7 @@ case "${1:-}" in
     shift
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE missing: run 'make up' first"
     cd "$CL_ROOT"
-    set -a
-    # shellcheck disable=SC1090
-    source "$ENV_FILE"
-    set +a
+    stack_env
     exec "$@"
     ;;
   *) die "usage: $0 up|down|status|logs [component]|clean|env|exec CMD..." ;;

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,19 +49,57 @@ class KafkaSettings(_Base):
     linger_ms: int = Field(default=5, ge=0)
     # Upper bound for one request to the broker before the client gives up and retries.
     request_timeout_ms: int = Field(default=30_000, ge=1000)
-    # Security protocol (PLAINTEXT locally; SASL_SSL or SSL on a managed cluster).
-    security_protocol: str = Field(default="PLAINTEXT")
-    # SASL mechanism and credentials when the protocol is SASL_*; never logged.
-    sasl_mechanism: str | None = Field(default=None)
+    # Security protocol: PLAINTEXT locally; SASL_SSL (SCRAM or PLAIN over TLS) or SSL (TLS, with a client
+    # certificate for mTLS) on a real cluster. Built into an ssl_context by closeloop.kafka.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(default="PLAINTEXT")
+    # SASL mechanism and credentials when the protocol is SASL_*; the password is never logged.
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(default=None)
     sasl_username: str | None = Field(default=None)
     sasl_password: SecretStr | None = Field(default=None)
+    # PEM bundle of the CA(s) that signed the brokers' certificates; unset: the system trust store.
+    ssl_cafile: Path | None = Field(default=None)
+    # Client certificate chain and private key (PEM) for mTLS; both or neither.
+    ssl_certfile: Path | None = Field(default=None)
+    ssl_keyfile: Path | None = Field(default=None)
+    # Password of an encrypted ssl_keyfile.
+    ssl_key_password: SecretStr | None = Field(default=None)
+    # Check that the broker's certificate names the host connected to (turn off only for IP-only labs).
+    ssl_check_hostname: bool = Field(default=True)
+
+    @field_validator("security_protocol", "sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not (self.sasl_mechanism and self.sasl_username and self.sasl_password):
+            raise ValueError(f"{self.security_protocol} needs sasl_mechanism, sasl_username and sasl_password")
+        if not sasl and self.sasl_mechanism:
+            raise ValueError(f"sasl_mechanism is set but security_protocol is {self.security_protocol}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS)")
+        if not self.uses_tls and (self.ssl_cafile or self.ssl_certfile):
+            raise ValueError(f"TLS files are set but security_protocol is {self.security_protocol}")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
 
 class DatabaseSettings(_Base):
     model_config = SettingsConfigDict(env_prefix="CLOSELOOP_DATABASE_", extra="ignore", frozen=True)
 
     # DSN of the least-privilege service role (DML on its tables only); the password is never logged.
+    # A service without its own DSN below uses this one (closeloop_app holds what all services need).
     url: SecretStr = Field(default=SecretStr("postgresql://closeloop_app@127.0.0.1:55432/closeloop"))
+    # Each service's own role (migration 0343 grants it only what that service does); unset: `url`.
+    intake_url: SecretStr | None = Field(default=None)
+    connectors_url: SecretStr | None = Field(default=None)
+    provisioning_url: SecretStr | None = Field(default=None)
+    expiry_url: SecretStr | None = Field(default=None)
     # DSN of the role that owns the schema and applies migrations; defaults to `url`.
     migrate_url: SecretStr | None = Field(default=None)
     # Connection pool bounds per service process.
@@ -72,6 +110,27 @@ class DatabaseSettings(_Base):
 
     def migration_dsn(self) -> str:
         return (self.migrate_url or self.url).get_secret_value()
+
+    def for_service(self, service: Literal["intake", "connectors", "provisioning", "expiry"]) -> DatabaseSettings:
+        """These settings on the service's own role, when it has a DSN of its own (empty means none)."""
+        own: SecretStr | None = getattr(self, f"{service}_url")
+        return self if own is None or not own.get_secret_value() else self.model_copy(update={"url": own})
+
+
+class AuditSettings(_Base):
+    """Signed checkpoints of the audit chain head (closeloop.record.checkpoint)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_AUDIT_", extra="ignore", frozen=True)
+
+    # File holding the HMAC-SHA256 checkpoint key (hex, at least 32 bytes). Keep it away from the
+    # database and its owner. Unset: no checkpoints are written and `audit verify` checks the chain alone.
+    checkpoint_key_file: Path | None = Field(default=None)
+    # Append-only file of signed checkpoints (JSON lines); unset: audit-checkpoints.jsonl next to the key.
+    checkpoint_file: Path | None = Field(default=None)
+    # Seconds between checkpoints written by provisioning; a rewrite of the rows appended since the
+    # last checkpoint is only caught by the chain itself. 0: provisioning writes none (use a cron job
+    # running `closeloop audit checkpoint`).
+    checkpoint_interval_s: float = Field(default=60.0, ge=0)
 
 
 # The type a bare resource name means on each system.

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from closeloop import topics
 from closeloop.contracts.alerts import DriftAlert, parse_alert
+from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
 
 
@@ -31,7 +32,7 @@ class TopicWatcher:
         commands_topic: str = topics.PROVISIONING_COMMANDS,
         entitlements_topic: str = topics.ENTITLEMENTS,
     ) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**client_options(kafka, "demo-watch"), enable_auto_commit=False)
         self._alerts_topic = alerts_topic
         self._commands_topic = commands_topic
         self._entitlements_topic = entitlements_topic

@@ -212,5 +212,5 @@ async def build_service(
 async def bootstrap() -> Runtime:
     settings = ConnectorsSettings()
     configure_logging(SERVICE, settings.log_level)
-    service = await build_service(settings, KafkaSettings(), DatabaseSettings())
+    service = await build_service(settings, KafkaSettings(), DatabaseSettings().for_service("connectors"))
     return service.runtime

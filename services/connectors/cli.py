@@ -69,7 +69,7 @@ def replay(
 async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_size: int) -> IngestSummary:
     if source not in settings.sources:
         settings = settings.model_copy(update={"sources": [*settings.sources, source]})
-    ingestion = await open_ingestion(settings, KafkaSettings(), DatabaseSettings())
+    ingestion = await open_ingestion(settings, KafkaSettings(), DatabaseSettings().for_service("connectors"))
     try:
         with Progress(
             TextColumn(f"replay {source}"),

@@ -45,7 +45,7 @@ async def build(
 ) -> ExpiryService:
     settings = settings or ExpirySettings()
     kafka = kafka or KafkaSettings()
-    database = database or DatabaseSettings()
+    database = database or DatabaseSettings().for_service("expiry")
     metrics = ExpiryMetrics(SERVICE)
     runtime = Runtime(SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     try:

@@ -53,7 +53,7 @@ def sweep(
 
 
 async def _sweep(settings: ExpirySettings, *, dry_run: bool, at: datetime | None, limit: int) -> None:
-    pool = await create_pool(DatabaseSettings(), wait_s=10)
+    pool = await create_pool(DatabaseSettings().for_service("expiry"), wait_s=10)
     try:
         if dry_run:
             now = at or datetime.now(UTC)
@@ -102,7 +102,7 @@ def recert_decide(
 async def _decide(
     settings: ExpirySettings, key: EntitlementKey, decision: Decision, reviewer: str, note: str | None
 ) -> DecisionOutcome:
-    pool = await create_pool(DatabaseSettings(), wait_s=10)
+    pool = await create_pool(DatabaseSettings().for_service("expiry"), wait_s=10)
     try:
         clock = SystemClock()
         ctx = ExpiryContext.from_settings(settings, pool, clock=clock)

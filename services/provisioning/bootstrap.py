@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import asyncpg
@@ -14,10 +15,10 @@ from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import Readiness
-from closeloop.record import RecordTopics
+from closeloop.record import RecordTopics, checkpoint
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import database_ready, run_outbox_relay, start_ops_server
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import AuditSettings, DatabaseSettings, KafkaSettings
 from closeloop.topics import DAY_MS, TopicSpec, dlq, ensure_topics
 from provisioning.context import ACTOR, Provisioning
 from provisioning.execute_command import ExecutorContext
@@ -65,15 +66,18 @@ async def bootstrap(
     settings: ProvisioningSettings | None = None,
     kafka_settings: KafkaSettings | None = None,
     database_settings: DatabaseSettings | None = None,
+    audit_settings: AuditSettings | None = None,
 ) -> Runtime:
     settings = settings or ProvisioningSettings()
     kafka_settings = kafka_settings or KafkaSettings()
-    database_settings = database_settings or DatabaseSettings()
+    database_settings = database_settings or DatabaseSettings().for_service("provisioning")
     configure_logging(SERVICE, settings.log_level)
     metrics = ServiceMetrics(SERVICE)
     runtime = Runtime(SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     try:
-        await _assemble(runtime, settings, kafka_settings, database_settings, metrics)
+        await _assemble(
+            runtime, settings, kafka_settings, database_settings, audit_settings or AuditSettings(), metrics
+        )
     except BaseException:
         await runtime.close()
         raise
@@ -87,11 +91,26 @@ async def bootstrap(
     return runtime
 
 
+def run_audit_checkpoints(runtime: Runtime, pool: asyncpg.Pool, audit: AuditSettings) -> None:
+    """Sign the audit chain head every interval, when a checkpoint key is configured."""
+    configured = checkpoint.from_settings(audit)
+    if configured is None or audit.checkpoint_interval_s == 0:
+        log.info("audit checkpoints off", reason="no key file" if configured is None else "interval 0")
+        return
+    key, checkpoints = configured
+    stop = asyncio.Event()
+    interval = audit.checkpoint_interval_s
+    runtime.loops.append(lambda: checkpoint.checkpoint_forever(pool, key, checkpoints, interval, stop))
+    runtime.stoppers.append(stop.set)
+    log.info("audit checkpoints on", file=str(checkpoints.path), interval_s=audit.checkpoint_interval_s)
+
+
 async def _assemble(
     runtime: Runtime,
     settings: ProvisioningSettings,
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
+    audit_settings: AuditSettings,
     metrics: ServiceMetrics,
 ) -> None:
     policy = Policy.load(settings.policy_file)
@@ -157,6 +176,8 @@ async def _assemble(
         batch_size=settings.outbox_batch_size,
         poll_interval_s=settings.outbox_poll_interval_s,
     )
+
+    run_audit_checkpoints(runtime, pool, audit_settings)
 
     readiness = Readiness()
 

@@ -4,6 +4,7 @@
     closeloop entitlements show '<principal>|<resource>|<privilege>' [--json]
     closeloop evidence export --at 2026-03-31 --format csv|json [--output file]
     closeloop audit verify [--expect-seq N --expect-hash H] [--json]
+    closeloop audit checkpoint [--json]
     closeloop manual pending [--json]
     closeloop attest <command-id> --by alice@example.com --evidence "removed in the admin console, ref CHG0042"
 
@@ -29,9 +30,9 @@ from rich.table import Table
 
 from closeloop.contracts.entitlements import EntitlementStatus
 from closeloop.contracts.identity import EntitlementKey
-from closeloop.record import RecordTopics, repository, verify_chain
+from closeloop.record import RecordTopics, checkpoint, repository, verify_chain
 from closeloop.record.audit import history
-from closeloop.settings import DatabaseSettings
+from closeloop.settings import AuditSettings, DatabaseSettings
 from provisioning.attest_command import AttestationRefused, attest_command, awaiting_attestation
 from provisioning.export_evidence import COLUMNS, csv_cell, export_evidence
 from provisioning.settings import ProvisioningSettings
@@ -252,26 +253,69 @@ def audit_verify(
     expect_hash: Annotated[str | None, typer.Option(help="Hash recorded for --expect-seq.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False,
 ) -> None:
-    """Check every row of the audit log against the hash chain; exit 1 at the first broken position."""
+    """Check every row of the audit log against the hash chain and against every signed checkpoint
+    (CLOSELOOP_AUDIT_CHECKPOINT_KEY_FILE; at least one is then required); exit 1 at the first broken
+    position."""
     if (expect_seq is None) != (expect_hash is None):
         raise typer.BadParameter("--expect-seq and --expect-hash go together")
     expect = (expect_seq, expect_hash) if expect_seq is not None and expect_hash is not None else None
+    configured = _checkpoints()
 
     async def work(pool: asyncpg.Pool) -> dict[str, Any]:
         async with pool.acquire() as conn:
-            return (await verify_chain(conn, expect=expect)).as_dict()
+            if configured is None:
+                return (await verify_chain(conn, expect=expect)).as_dict()
+            key, checkpoints = configured
+            return (await checkpoint.verify_against_checkpoints(conn, key, checkpoints, expect=expect)).as_dict()
 
     report = _run(work)
     if as_json:
         _print_json(report)
     elif report["ok"]:
+        anchored = (
+            f", {report['anchors_checked']} signed checkpoint(s)" if configured else " (no checkpoint key: unanchored)"
+        )
         console.print(
-            f"[green]audit chain intact[/green]: {report['rows_checked']} rows, head seq {report['head_seq']} hash {report['head_hash']}"
+            f"[green]audit chain intact[/green]: {report['rows_checked']} rows, head seq {report['head_seq']}"
+            f" hash {report['head_hash']}{anchored}"
         )
     else:
         console.print(f"[red]audit chain broken at seq {report['first_broken_seq']}[/red]: {report['problem']}")
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: Annotated[bool, typer.Option("--json", help="JSON instead of text.")] = False) -> None:
+    """Verify what was appended since the last checkpoint, then sign the chain head and append it to the
+    checkpoint file (what provisioning does every CLOSELOOP_AUDIT_CHECKPOINT_INTERVAL_S)."""
+    configured = _checkpoints()
+    if configured is None:
+        raise typer.BadParameter("set CLOSELOOP_AUDIT_CHECKPOINT_KEY_FILE to sign checkpoints")
+    key, checkpoints = configured
+
+    async def work(pool: asyncpg.Pool) -> checkpoint.Checkpoint:
+        async with pool.acquire() as conn:
+            return await checkpoint.write_checkpoint(conn, key, checkpoints)
+
+    try:
+        signed = _run(work)
+    except checkpoint.CheckpointError as exc:
+        Console(stderr=True).print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        sys.stdout.write(signed.to_json() + "\n")
+    else:
+        console.print(
+            f"checkpoint signed: chain {signed.chain_id} seq {signed.seq} hash {signed.hash} -> {checkpoints.path}"
+        )
+
+
+def _checkpoints() -> tuple[checkpoint.CheckpointKey, checkpoint.CheckpointLog] | None:
+    try:
+        return checkpoint.from_settings(AuditSettings())
+    except checkpoint.CheckpointError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @manual_app.command("pending")

@@ -38,6 +38,7 @@ from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, Snaps
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
 from closeloop.identity import Directory
+from closeloop.kafka import faust_credentials
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import IdentitySettings, KafkaSettings
@@ -77,22 +78,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def broker_credentials(kafka: KafkaSettings) -> faust.SASLCredentials | faust.SSLCredentials | None:
-    protocol = kafka.security_protocol.upper()
-    password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-    if protocol.startswith("SASL"):
-        ssl_context = faust.ssl.create_default_context() if protocol == "SASL_SSL" else None  # type: ignore[attr-defined]
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=password,
-            mechanism=kafka.sasl_mechanism or "PLAIN",
-            ssl_context=ssl_context,
-        )
-    if protocol == "SSL":
-        return faust.SSLCredentials(faust.ssl.create_default_context())  # type: ignore[attr-defined]
-    return None
 
 
 class FaustTables:
@@ -212,7 +197,7 @@ class Reconciler:
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{host.strip()}" for host in kafka.bootstrap.split(",") if host.strip()],
-            broker_credentials=broker_credentials(kafka),
+            broker_credentials=faust_credentials(kafka),
             broker_client_id=f"{kafka.client_id}-{SERVICE}",
             store="memory://",
             web_enabled=False,

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from closeloop.kafka import admin_client
+from closeloop.kafka import admin_client, client_options
 from closeloop.settings import KafkaSettings
 
 
@@ -27,18 +27,7 @@ async def partition_count(kafka: KafkaSettings, topic: str) -> int:
 
 def reader_options(kafka: KafkaSettings, client_suffix: str) -> dict[str, Any]:
     """Options of a group-less reader (explicit offsets, never commits), with the broker's security settings."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap,
-        "client_id": f"{kafka.client_id}-{client_suffix}",
-        "enable_auto_commit": False,
-        "auto_offset_reset": "earliest",
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.sasl_mechanism:
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username
-        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value() if kafka.sasl_password else None
-    return options
+    return {**client_options(kafka, client_suffix), "enable_auto_commit": False, "auto_offset_reset": "earliest"}
 
 
 async def committed_offsets(

@@ -165,5 +165,5 @@ async def assemble(
 async def bootstrap() -> Runtime:
     settings = IntakeSettings()
     configure_logging(SERVICE, settings.log_level)
-    intake = await assemble(settings, KafkaSettings(), DatabaseSettings())
+    intake = await assemble(settings, KafkaSettings(), DatabaseSettings().for_service("intake"))
     return intake.runtime

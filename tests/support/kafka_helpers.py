@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
 
 
@@ -25,7 +26,7 @@ async def read_topic(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read `topic` from the beginning (no group) until `until(records)` holds or the timeout passes."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic, **client_options(settings, "read-until"), auto_offset_reset="earliest", enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []

@@ -1,9 +1,8 @@
 """Provisioning integration tests run against a fresh PostgreSQL schema per test.
 
-The schema gets the foundation, the provisioning migrations (0001, 0010-0019) and the identity graph
-(0042, 0142) from the same files
-production uses, so each test sees an empty record and a chain that starts at seq 1, and tampering with
-the audit log in one test cannot break anyone else's chain.
+The schema gets what the record needs (`record_migrations`: the foundation, the record, the audit function
+and the identity graph) from the same files production uses, so each test sees an empty record and a chain
+that starts at seq 1, and tampering with the audit log in one test cannot break anyone else's chain.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from closeloop.db.migrate import load_migrations
+from closeloop.db.migrate import record_migrations
 from closeloop.settings import DatabaseSettings
 
 
@@ -28,9 +27,7 @@ def with_search_path(dsn: str, schema: str) -> str:
 
 
 def provisioning_migrations() -> list[str]:
-    """The foundation, the record, and the identity graph the record's identities link into (0042 -> 0142)."""
-    wanted = {"0001", "0042", "0142"}
-    return [m.sql for m in load_migrations() if m.version in wanted or "0010" <= m.version <= "0019"]
+    return [m.sql for m in record_migrations()]
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus
 from closeloop.record import Cause, ChainReport, EntitlementRecord, RecordTopics, record_transaction, verify_chain
-from closeloop.record.audit import AuditRow, row_hash
+from closeloop.record.audit import SELECT_ROWS, AuditRow, row_hash
 from tests.integration.provisioning.conftest import RecordDb
 from tests.unit.provisioning.factories import key
 
@@ -112,7 +114,7 @@ async def test_an_edit_is_found_at_the_edited_row(chained: RecordDb) -> None:
 
 async def test_an_edit_with_a_recomputed_hash_breaks_the_next_link(chained: RecordDb) -> None:
     async def forge(conn: asyncpg.Connection) -> None:
-        row = AuditRow.from_db(await conn.fetchrow("SELECT * FROM audit_log WHERE seq = 3"))
+        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 3"))
         forged = AuditRow(**{**row.__dict__, "actor": "mallory"})
         await conn.execute("UPDATE audit_log SET actor = $1, hash = $2 WHERE seq = 3", "mallory", row_hash(forged))
 
@@ -144,13 +146,14 @@ async def test_an_insertion_is_found(chained: RecordDb) -> None:
         # Make room after seq 2 (renumber the rest upwards, highest first) and slip a row in.
         for seq in range(ROWS, 2, -1):
             await conn.execute("UPDATE audit_log SET seq = seq + 1 WHERE seq = $1", seq)
-        row = AuditRow.from_db(await conn.fetchrow("SELECT * FROM audit_log WHERE seq = 2"))
+        row = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} WHERE seq = 2"))
         intruder = AuditRow(**{**row.__dict__, "seq": 3, "action": "activated", "prev_hash": row.hash, "hash": ""})
         await conn.execute(
-            "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id,"
-            " correlation_id, payload, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11)",
+            "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id, correlation_id,"
+            " payload, prev_hash, hash, hash_version, appended_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,2,$12)",
             3, intruder.recorded_at, intruder.entity_type, intruder.entity_key, intruder.action, intruder.actor,
             intruder.cause_event_id, intruder.correlation_id, json.dumps(intruder.payload), intruder.prev_hash, row_hash(intruder),
+            intruder.appended_by,
         )  # fmt: skip
 
     report = await tampered(chained, insert_between)
@@ -160,13 +163,14 @@ async def test_an_insertion_is_found(chained: RecordDb) -> None:
 
 async def test_an_appended_row_outside_the_chain_is_found(chained: RecordDb) -> None:
     async def append(conn: asyncpg.Connection) -> None:
-        last = AuditRow.from_db(await conn.fetchrow("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1"))
+        last = AuditRow.from_db(await conn.fetchrow(f"{SELECT_ROWS} ORDER BY seq DESC LIMIT 1"))
         extra = AuditRow(**{**last.__dict__, "seq": ROWS + 1, "prev_hash": last.hash, "action": "revoked"})
         await conn.execute(
-            "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id,"
-            " correlation_id, payload, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11)",
+            "INSERT INTO audit_log (seq, recorded_at, entity_type, entity_key, action, actor, cause_event_id, correlation_id,"
+            " payload, prev_hash, hash, hash_version, appended_by) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,2,$12)",
             extra.seq, extra.recorded_at, extra.entity_type, extra.entity_key, extra.action, extra.actor,
             extra.cause_event_id, extra.correlation_id, json.dumps(extra.payload), extra.prev_hash, row_hash(extra),
+            extra.appended_by,
         )  # fmt: skip
 
     report = await tampered(chained, append)
@@ -195,12 +199,18 @@ async def test_an_anchored_head_is_checked(chained: RecordDb) -> None:
         assert not beyond.ok
 
 
-async def cli_verify(db: RecordDb) -> tuple[int, str]:
-    env = {**os.environ, "CLOSELOOP_DATABASE_URL": db.settings.url.get_secret_value(), "COLUMNS": "200"}
+async def cli(db: RecordDb, tmp_path: Path, *args: str) -> tuple[int, str]:
+    env = {
+        **os.environ,
+        "CLOSELOOP_DATABASE_URL": db.settings.url.get_secret_value(),
+        "CLOSELOOP_AUDIT_CHECKPOINT_KEY_FILE": str(tmp_path / "checkpoint.key"),
+        "CLOSELOOP_AUDIT_CHECKPOINT_FILE": str(tmp_path / "checkpoints.jsonl"),
+        "COLUMNS": "200",
+    }
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        "import sys; from provisioning.cli import app; sys.argv = ['closeloop', 'audit', 'verify', '--json']; app()",
+        f"import sys; from provisioning.cli import app; sys.argv = ['closeloop', 'audit', *{list(args)!r}]; app()",
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -210,15 +220,27 @@ async def cli_verify(db: RecordDb) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
-async def test_cli_audit_verify_reports_the_first_broken_position(chained: RecordDb) -> None:
-    code, out = await cli_verify(chained)
+async def test_cli_audit_verify_reports_the_first_broken_position(chained: RecordDb, tmp_path: Path) -> None:
+    (tmp_path / "checkpoint.key").write_text(secrets.token_hex(32))
+    code, out = await cli(chained, tmp_path, "verify", "--json")
+    assert code == 1  # a key is configured but nothing was signed yet
+    assert "no signed checkpoint" in json.loads(out)["problem"]
+    code, out = await cli(chained, tmp_path, "checkpoint", "--json")
     assert code == 0
-    assert json.loads(out)["ok"] is True
+    assert json.loads(out)["seq"] == ROWS
+    code, out = await cli(chained, tmp_path, "verify", "--json")
+    assert code == 0
+    assert (json.loads(out)["ok"], json.loads(out)["anchors_checked"]) == (True, 1)
     async with chained.owner.acquire() as conn:  # a committed tampering this time
         await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update_delete")
         await conn.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 4")
         await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update_delete")
-    code, out = await cli_verify(chained)
+    code, out = await cli(chained, tmp_path, "verify", "--json")
     assert code == 1
     report = json.loads(out)
     assert (report["ok"], report["first_broken_seq"]) == (False, 4)
+    async with chained.owner.acquire() as conn:  # the chain after the last checkpoint is broken too
+        await conn.execute("UPDATE audit_chain_head SET seq = seq + 1")
+    code, _ = await cli(chained, tmp_path, "checkpoint")
+    assert code == 1  # never signs over a broken chain
+    assert len((tmp_path / "checkpoints.jsonl").read_text().splitlines()) == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from closeloop.kafka import producer
+from closeloop.kafka import client_options, producer
 from closeloop.metrics import ServiceMetrics
 from closeloop.settings import KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
@@ -42,7 +42,7 @@ async def test_a_hole_after_assignment_is_re_read_and_duplicates_are_dropped(
         await prod.stop()
     # The group committed offset 3 (records 0-2 handled before a restart).
     committer = AIOKafkaConsumer(
-        bootstrap_servers=kafka_settings.bootstrap, group_id=settings.app_id, enable_auto_commit=False
+        **client_options(kafka_settings, "committer"), group_id=settings.app_id, enable_auto_commit=False
     )
     await committer.start()
     try:

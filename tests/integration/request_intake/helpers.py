@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from closeloop.contracts.codec import decode
 from closeloop.contracts.tickets import TicketEvent
+from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
 from request_intake.signatures import sign_hub, sign_standard
 from tests.integration.request_intake.conftest import GENERIC_SECRET, JIRA_SECRET, SN_SECRET, RunningIntake
@@ -65,7 +66,7 @@ async def post_jira(
 async def read_all(settings: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Everything on `topic` up to its current end (acknowledged sends are all there)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic, **client_options(settings, "read-all"), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -95,7 +96,7 @@ def ticket_events(records: list[ConsumerRecord[bytes, bytes]], ticket_id: str) -
 
 
 async def produce_raw(settings: KafkaSettings, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    producer = AIOKafkaProducer(**client_options(settings, "produce-raw"), acks="all")
     await producer.start()
     try:
         for value in values:

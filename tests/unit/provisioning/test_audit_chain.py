@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from closeloop.record.audit import GENESIS_HASH, AuditRow, canonical_json, chain_hash, check_rows
+from closeloop.record.audit import GENESIS_HASH, AuditRow, canonical_json, chain_hash, check_rows, row_hash
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -66,9 +66,7 @@ def test_edit_is_found_at_the_edited_row() -> None:
 def test_edit_with_a_recomputed_hash_is_found_at_the_next_row() -> None:
     rows = chain(5)
     forged = dataclasses.replace(rows[2], actor="mallory")
-    rows[2] = dataclasses.replace(
-        forged, hash=chain_hash(**{k: v for k, v in dataclasses.asdict(forged).items() if k != "hash"})
-    )
+    rows[2] = dataclasses.replace(forged, hash=row_hash(forged))
     report = check_rows(rows)
     assert report.first_broken_seq == 4
     assert "does not link" in (report.problem or "")

@@ -1,5 +1,5 @@
 -- One identity graph (closeloop.identity) replaces the connectors' alias graph (`identity_aliases`, 0042) and the
--- record's alias table (`principal_aliases`, 0010/0012): every name one identity goes by across systems
+-- record's alias table (`principal_aliases`, 0010/0012; their grants of 0343 go with them): every name one identity goes by across systems
 -- (okta:user:alice@example.com, okta:user:00u1abc, github:user:alice-gh, aws:user:<arn>, email:<address>), each
 -- mapped to one identity id; `account` marks the names a source uses as the principal of its grants.
 -- And the resource catalog: per system and type, a resource's canonical id, its display name and aliases.
@@ -56,4 +56,22 @@ CREATE TABLE catalog_resources (
 CREATE INDEX catalog_resources_system ON catalog_resources (system, resource_type);
 
 -- Links move between identities only by the operator's word (a merge is an UPDATE); nothing is deleted.
+-- closeloop_app keeps the union; each service role (0343) gets what it does with the graph and the catalog:
+-- the connectors feed both, provisioning and expiry link a record's identities and read both.
 GRANT SELECT, INSERT, UPDATE ON identity_links, identity_link_conflicts, catalog_resources TO closeloop_app;
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_connectors') THEN
+        GRANT SELECT, INSERT, UPDATE ON identity_links, identity_link_conflicts, catalog_resources
+            TO closeloop_connectors;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_provisioning') THEN
+        GRANT SELECT, INSERT, UPDATE ON identity_links, identity_link_conflicts TO closeloop_provisioning;
+        GRANT SELECT ON catalog_resources TO closeloop_provisioning;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'closeloop_expiry') THEN
+        GRANT SELECT, INSERT, UPDATE ON identity_links, identity_link_conflicts TO closeloop_expiry;
+        GRANT SELECT ON catalog_resources TO closeloop_expiry;
+    END IF;
+END
+$$;
