@@ -35,7 +35,7 @@ from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.db.migrate import record_migrations
 from closeloop.record import Cause, EntitlementRecord, RecordTopics, RecordTransaction
-from closeloop.record.transaction import _INSERT_SQL, row_params
+from closeloop.record.rows import INSERT_SQL, row_params
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import TopicSpec, ensure_topics
 from provisioning.bootstrap import bootstrap
@@ -120,7 +120,7 @@ async def executemany_baseline(pool: asyncpg.Pool, entitlements: list[Entitlemen
     rows = [row_params(pending(k).evolve(version=1, created_at=now, updated_at=now)) for k in entitlements]
     started = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.executemany(_INSERT_SQL, rows)
+        await conn.executemany(INSERT_SQL, rows)
     return time.perf_counter() - started
 
 

@@ -133,6 +133,14 @@ class AuditSettings(_Base):
     checkpoint_interval_s: float = Field(default=60.0, ge=0)
 
 
+class PolicySettings(_Base):
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_POLICY_", extra="ignore", frozen=True)
+
+    # The policy file (YAML) every service reads: grant rules (provisioning) and confirmation windows
+    # (provisioning and expiry). Empty means the packaged default (closeloop.record's default_policy.yaml).
+    file: Path | None = Field(default=None)
+
+
 # The type a bare resource name means on each system.
 DEFAULT_RESOURCE_TYPES: dict[str, str] = {
     "okta": "group",

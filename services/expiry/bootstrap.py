@@ -11,9 +11,10 @@ from closeloop.kafka import consumer as kafka_consumer
 from closeloop.kafka import producer as kafka_producer
 from closeloop.logging import configure_logging
 from closeloop.ops import HttpServer, Readiness
+from closeloop.record import ConfirmationPolicy
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import database_ready, run_outbox_relay, start_ops_server
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, PolicySettings
 from closeloop.topics import ensure_topics
 from expiry.clock import Clock
 from expiry.context import ExpiryContext
@@ -41,11 +42,13 @@ async def build(
     *,
     kafka: KafkaSettings | None = None,
     database: DatabaseSettings | None = None,
+    policy: PolicySettings | None = None,
     clock: Clock | None = None,
 ) -> ExpiryService:
     settings = settings or ExpirySettings()
     kafka = kafka or KafkaSettings()
     database = database or DatabaseSettings().for_service("expiry")
+    confirmation = ConfirmationPolicy.load((policy or PolicySettings()).file)
     metrics = ExpiryMetrics(SERVICE)
     runtime = Runtime(SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     try:
@@ -57,7 +60,7 @@ async def build(
         await producer.start()
         runtime.closers.append(producer.stop)
 
-        ctx = ExpiryContext.from_settings(settings, pool, clock=clock, metrics=metrics)
+        ctx = ExpiryContext.from_settings(settings, pool, confirmation=confirmation, clock=clock, metrics=metrics)
         run_outbox_relay(
             runtime,
             pool,

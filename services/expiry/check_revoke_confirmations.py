@@ -56,11 +56,12 @@ async def _follow_up(
     record = candidate.record
     key, episode = str(record.key), candidate.episode
     last = belonging_command(await store.last_revoke_command(tx.conn, key), record, candidate.followup)
+    window = ctx.policy.confirmation.window(record.key, revoke=True)
     step = confirmation_step(
         record,
         candidate.followup,
         now=now,
-        sla=ctx.policy.revoke_sla,
+        sla=window,
         schedule=ctx.policy.retries,
         attempts_sent=last.attempt if last else 1,
     )
@@ -106,7 +107,7 @@ async def _follow_up(
             tx.conn, key, episode, attempt=step.resend_attempt, now=now, next_attempt_at=step.next_attempt_at
         )
         if counted:
-            command = resend(last, attempt=step.resend_attempt, now=now, confirm_by=now + ctx.policy.revoke_sla)
+            command = resend(last, attempt=step.resend_attempt, now=now, confirm_by=now + window)
             await tx.issue(command, cause=cause)
             acted.append(("revoke_resent", trigger))
             if step.next_attempt_at is None:

@@ -9,10 +9,22 @@ from datetime import timedelta
 
 import asyncpg
 
-from closeloop.record import RecordTopics, RecordTransaction, record_transaction
+from closeloop.contracts.commands import ProvisioningCommand
+from closeloop.contracts.entitlements import TicketRef
+from closeloop.record import (
+    Cause,
+    ConfirmationPolicy,
+    EntitlementRecord,
+    RecordTopics,
+    RecordTransaction,
+    begin_revoke,
+    record_transaction,
+)
+from closeloop.settings import PolicySettings
 from expiry.backoff import RetrySchedule
 from expiry.clock import Clock, SystemClock
 from expiry.metrics import ExpiryMetrics
+from expiry.planning import RevokeDecision
 from expiry.recertification import RecertPolicy
 from expiry.settings import ExpirySettings
 
@@ -22,16 +34,18 @@ CONSUMER = "expiry"  # name under which input event ids are claimed in processed
 
 @dataclass(frozen=True)
 class ExpiryPolicy:
-    revoke_sla: timedelta
+    # How long a source has to confirm a revoke, per executor: the policy file every service reads.
+    confirmation: ConfirmationPolicy
     notice_offsets: tuple[timedelta, ...]
     retries: RetrySchedule
     recert: RecertPolicy
     batch_size: int = 500
 
     @classmethod
-    def from_settings(cls, settings: ExpirySettings) -> ExpiryPolicy:
+    def from_settings(cls, settings: ExpirySettings, confirmation: ConfirmationPolicy | None = None) -> ExpiryPolicy:
+        """The policy from settings; confirmation windows from the policy file (`CLOSELOOP_POLICY_FILE`)."""
         return cls(
-            revoke_sla=settings.revoke_sla,
+            confirmation=confirmation or ConfirmationPolicy.load(PolicySettings().file),
             notice_offsets=settings.notice_offsets,
             retries=RetrySchedule(
                 initial=settings.retry_initial,
@@ -64,12 +78,13 @@ class ExpiryContext:
         settings: ExpirySettings,
         pool: asyncpg.Pool,
         *,
+        confirmation: ConfirmationPolicy | None = None,
         clock: Clock | None = None,
         metrics: ExpiryMetrics | None = None,
     ) -> ExpiryContext:
         return cls(
             pool=pool,
-            policy=ExpiryPolicy.from_settings(settings),
+            policy=ExpiryPolicy.from_settings(settings, confirmation),
             topics=RecordTopics(
                 entitlements=settings.entitlements_topic,
                 commands=settings.commands_topic,
@@ -84,3 +99,24 @@ class ExpiryContext:
         """One record transaction stamped by this context's clock."""
         async with record_transaction(self.pool, actor=ACTOR, topics=self.topics, clock=self.clock.now) as tx:
             yield tx
+
+    async def revoke(
+        self,
+        tx: RecordTransaction,
+        record: EntitlementRecord,
+        decision: RevokeDecision,
+        *,
+        cause: Cause,
+        ticket: TicketRef | None = None,
+    ) -> ProvisioningCommand | None:
+        """Start the revoke `decision` calls for, with the deadline of the entitlement's executor."""
+        return await begin_revoke(
+            tx,
+            record,
+            decision.trigger,
+            confirmation=self.policy.confirmation,
+            cause=cause,
+            reason=decision.reason,
+            change=decision.change,
+            ticket=ticket,
+        )

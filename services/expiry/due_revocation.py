@@ -9,8 +9,7 @@ import asyncpg
 
 from closeloop.record import EntitlementRecord
 from expiry.context import ExpiryContext
-from expiry.planning import expiry_decision
-from expiry.revoking import begin_revoke, sweep_cause
+from expiry.planning import expiry_decision, sweep_cause
 
 LockDue = Callable[[asyncpg.Connection, datetime, int], Awaitable[list[EntitlementRecord]]]
 """Locks (SKIP LOCKED) up to `limit` records that fell due at `now`."""
@@ -29,9 +28,7 @@ async def revoke_due(ctx: ExpiryContext, lock_due: LockDue, step: str) -> tuple[
             decision = expiry_decision(record, now)
             if decision is None:
                 continue
-            command = await begin_revoke(
-                tx, record, decision, now=now, sla=ctx.policy.revoke_sla, cause=sweep_cause(record, step)
-            )
+            command = await ctx.revoke(tx, record, decision, cause=sweep_cause(record, step))
             if command is not None:
                 issued.append(decision.trigger.value)
     # Counted after commit, so a rolled-back batch never shows up as issued revokes.

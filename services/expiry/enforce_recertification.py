@@ -11,9 +11,8 @@ from closeloop.contracts.entitlements import EntitlementChange, RevocationTrigge
 from closeloop.record import EntitlementRecord, RecordTransaction
 from expiry import store
 from expiry.context import ExpiryContext
-from expiry.planning import RevokeDecision
+from expiry.planning import RevokeDecision, sweep_cause
 from expiry.recertification import RecertStage
-from expiry.revoking import begin_revoke, sweep_cause
 
 STAGE_CHANGE = {
     RecertStage.DUE: EntitlementChange.RECERTIFICATION_DUE,
@@ -58,7 +57,7 @@ async def _advance(
             EntitlementChange.REVOKE_REQUESTED,
             f"not recertified by {due_at.isoformat()}; revoked by recertification policy",
         )
-        await begin_revoke(tx, record, decision, now=now, sla=ctx.policy.revoke_sla, cause=cause)
+        await ctx.revoke(tx, record, decision, cause=cause)
         return stage
     # Pin the policy interval and due date on the record, so every consumer sees the same deadline.
     interval = policy.interval_for(record.principal_kind, record.recertification_interval)

@@ -24,6 +24,7 @@ from expiry.triggers import (
     OffboardPrincipal,
     RecertificationDecision,
     Trigger,
+    Unusable,
     from_principal_status,
     from_ticket,
 )
@@ -49,7 +50,7 @@ class TriggerEntry:
             if not isinstance(event, PrincipalStatusChanged):
                 metrics.skip(record.topic, "not_principal_status")
                 return
-            resolved: Trigger | Ignored = from_principal_status(event, self._settings.offboarded_statuses)
+            resolved: Trigger | Ignored | Unusable = from_principal_status(event, self._settings.offboarded_statuses)
         else:
             ticket = _decode(record.value, TicketEvent)
             assert isinstance(ticket, TicketEvent)  # noqa: S101 - decode checked the type
@@ -57,6 +58,8 @@ class TriggerEntry:
         if isinstance(resolved, Ignored):
             metrics.skip(record.topic, resolved.why)
             return
+        if isinstance(resolved, Unusable):
+            raise BadInput(resolved.why, "unprocessable")
         bind_correlation(resolved.correlation_id)
         await self.apply(resolved, record.topic)
 

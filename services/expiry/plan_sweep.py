@@ -57,7 +57,7 @@ async def plan_sweep(
             candidate.record,
             candidate.followup,
             now=now,
-            sla=policy.revoke_sla,
+            sla=policy.confirmation.window(candidate.record.key, revoke=True),
             schedule=policy.retries,
             attempts_sent=last.attempt if last else 1,
         )

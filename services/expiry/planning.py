@@ -11,11 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, RevocationTrigger
-from closeloop.record import EntitlementRecord
+from closeloop.record import REVOCABLE_STATUSES, Cause, EntitlementRecord, derived_id
 from expiry.backoff import RetrySchedule
-
-REVOCABLE = (EntitlementStatus.PENDING, EntitlementStatus.ACTIVE)
-"""Statuses a new revoke starts from (a revoking record already has one in flight)."""
 
 AWAITING_CONFIRMATION = (EntitlementStatus.REVOKING, EntitlementStatus.EXPIRED)
 
@@ -27,9 +24,14 @@ class RevokeDecision:
     reason: str
 
 
+def sweep_cause(record: EntitlementRecord, step: str) -> Cause:
+    """A deterministic correlation id for a change no input event caused (a sweep step on one version)."""
+    return Cause(correlation_id=derived_id("expiry", step, str(record.key), str(record.version)))
+
+
 def expiry_decision(record: EntitlementRecord, now: datetime) -> RevokeDecision | None:
     """Revoke at the end of a break-glass window or at the TTL, whichever the record reached."""
-    if record.status not in REVOCABLE:
+    if record.status not in REVOCABLE_STATUSES:
         return None
     window_end = record.exception_window_end
     if window_end is not None and window_end <= now:

@@ -10,11 +10,10 @@ from enum import StrEnum
 from typing import Literal
 
 from closeloop.contracts.entitlements import EntitlementChange, RevocationTrigger
-from closeloop.record import Cause, RecertificationEvidence
+from closeloop.record import REVOCABLE_STATUSES, Cause, RecertificationEvidence
 from expiry.context import CONSUMER, ExpiryContext
-from expiry.planning import REVOCABLE, RevokeDecision
+from expiry.planning import RevokeDecision
 from expiry.recertification import Decision
-from expiry.revoking import begin_revoke
 from expiry.triggers import RecertificationDecision
 
 
@@ -51,16 +50,14 @@ async def record_recertification_decision(ctx: ExpiryContext, decision: Recertif
             ),
             cause=cause,
         )
-        if record.status not in REVOCABLE:
+        if record.status not in REVOCABLE_STATUSES:
             outcome = DecisionOutcome.EVIDENCE_ONLY
         elif decision.decision is Decision.REVOKE:
             reason = f"revoked at recertification by {decision.reviewer}"
-            await begin_revoke(
+            await ctx.revoke(
                 tx,
                 record,
                 RevokeDecision(RevocationTrigger.RECERTIFICATION, EntitlementChange.REVOKE_REQUESTED, reason),
-                now=tx.now(),
-                sla=ctx.policy.revoke_sla,
                 cause=cause,
                 ticket=decision.ticket,
             )

@@ -6,7 +6,7 @@ from closeloop.contracts.entitlements import EntitlementChange
 from expiry import store
 from expiry.context import ExpiryContext
 from expiry.notices import describe_offset, plan_notices
-from expiry.revoking import sweep_cause
+from expiry.planning import sweep_cause
 
 
 async def send_expiry_notices(ctx: ExpiryContext) -> tuple[int, int]:

@@ -53,9 +53,7 @@ class ExpirySettings(ServiceSettings):
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
 
-    # --- revoke SLA and retries ---
-    # How long the source has to confirm a revoke before REVOKE_UNCONFIRMED is raised.
-    revoke_sla: timedelta = Field(default=timedelta(minutes=15))
+    # --- revoke retries (how long a source has to confirm a revoke is the policy file's `confirmation`) ---
     # Wait after a missed confirmation deadline before the first retry; doubled each further miss.
     retry_initial: timedelta = Field(default=timedelta(minutes=1))
     # Growth factor of the retry wait.
@@ -110,7 +108,7 @@ class ExpirySettings(ServiceSettings):
             raise ValueError("notice offsets must be positive durations before expiry")
         return tuple(sorted(set(value), reverse=True))
 
-    @field_validator("revoke_sla", "retry_initial", "retry_max")
+    @field_validator("retry_initial", "retry_max")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

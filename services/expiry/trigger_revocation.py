@@ -15,7 +15,6 @@ from closeloop.record import Cause, EntitlementRecord, RecordTransaction
 from expiry import store
 from expiry.context import CONSUMER, ExpiryContext
 from expiry.planning import RevokeDecision
-from expiry.revoking import begin_revoke
 
 StoreTrigger = Callable[[RecordTransaction], Awaitable[store.StoredTrigger]]
 """Stores the trigger in the claiming transaction (so the claim and the trigger commit together)."""
@@ -51,9 +50,7 @@ async def revoke_in_batches(
             records = await next_batch(tx.conn, ctx.policy.batch_size)
             revoked = 0
             for record in records:
-                command = await begin_revoke(
-                    tx, record, decision, now=tx.now(), sla=ctx.policy.revoke_sla, cause=cause, ticket=trigger.ticket
-                )
+                command = await ctx.revoke(tx, record, decision, cause=cause, ticket=trigger.ticket)
                 revoked += command is not None
             # Progress commits with the batch, so the stored counts match what was revoked even after a crash.
             await store.count_trigger_progress(tx.conn, trigger.id, revoked=revoked)

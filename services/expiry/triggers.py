@@ -113,6 +113,14 @@ class Ignored:
     why: str
 
 
+@dataclass(frozen=True)
+class Unusable:
+    """An approved ticket that can never be applied (it names nobody, no project, no entitlement): it goes
+    to the dead-letter topic with `why`, where it can be replayed once fixed at the source."""
+
+    why: str
+
+
 def from_principal_status(
     event: PrincipalStatusChanged, offboarded: Collection[PrincipalStatus]
 ) -> OffboardPrincipal | Ignored:
@@ -127,7 +135,7 @@ def from_principal_status(
     )
 
 
-def from_ticket(event: TicketEvent) -> Trigger | Ignored:
+def from_ticket(event: TicketEvent) -> Trigger | Ignored | Unusable:
     """A fan-out trigger fires once the ticket is approved: on whichever transition first proves it."""
     meaning = interpret(event)
     if meaning.kind is TicketKind.OFFBOARDING:
@@ -139,11 +147,11 @@ def from_ticket(event: TicketEvent) -> Trigger | Ignored:
     return Ignored(f"kind_{event.kind.value}")
 
 
-def _offboarding(event: TicketEvent, meaning: TicketInterpretation) -> OffboardPrincipal | Ignored:
+def _offboarding(event: TicketEvent, meaning: TicketInterpretation) -> OffboardPrincipal | Ignored | Unusable:
     if not meaning.approved:
         return Ignored(f"transition_{event.transition.value}")
     if not meaning.beneficiary.named:
-        return Ignored("offboarding_without_principal")
+        return Unusable("offboarding ticket names nobody (requested_for is empty)")
     subject = meaning.entitlement.principal if meaning.entitlement is not None else meaning.beneficiary.reference
     return OffboardPrincipal(
         who=PrincipalMatch.of_beneficiary(meaning),
@@ -155,11 +163,11 @@ def _offboarding(event: TicketEvent, meaning: TicketInterpretation) -> OffboardP
     )
 
 
-def _project_end(event: TicketEvent, meaning: TicketInterpretation) -> EndProject | Ignored:
+def _project_end(event: TicketEvent, meaning: TicketInterpretation) -> EndProject | Ignored | Unusable:
     if not meaning.approved:
         return Ignored(f"transition_{event.transition.value}")
     if meaning.project is None:
-        return Ignored("project_end_without_project")
+        return Unusable("project-end ticket names no project")
     return EndProject(
         project=meaning.project,
         occurred_at=event.occurred_at,
@@ -169,7 +177,7 @@ def _project_end(event: TicketEvent, meaning: TicketInterpretation) -> EndProjec
     )
 
 
-def _recertification(event: TicketEvent, meaning: TicketInterpretation) -> RecertificationDecision | Ignored:
+def _recertification(event: TicketEvent, meaning: TicketInterpretation) -> RecertificationDecision | Ignored | Unusable:
     """A recertification ticket approved means certify; rejected means revoke."""
     if meaning.approved:
         decision, wanted = Decision.CERTIFY, ApprovalDecision.APPROVED
@@ -178,11 +186,11 @@ def _recertification(event: TicketEvent, meaning: TicketInterpretation) -> Recer
     else:
         return Ignored(f"transition_{event.transition.value}")
     if event.entitlement is None:
-        return Ignored("recertification_without_entitlement")
+        return Unusable("recertification ticket names no entitlement")
     deciders = [a for a in event.approvers if a.decision is wanted]
     reviewer = deciders[-1].approver if deciders else event.actor
     if not reviewer:
-        return Ignored("recertification_without_reviewer")
+        return Unusable("recertification decision names no reviewer")
     decided_at = deciders[-1].decided_at if deciders and deciders[-1].decided_at else event.occurred_at
     return RecertificationDecision(
         key=event.entitlement,

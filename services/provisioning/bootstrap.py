@@ -18,7 +18,7 @@ from closeloop.ops import Readiness
 from closeloop.record import RecordTopics, checkpoint
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import database_ready, run_outbox_relay, start_ops_server
-from closeloop.settings import AuditSettings, DatabaseSettings, KafkaSettings
+from closeloop.settings import AuditSettings, DatabaseSettings, KafkaSettings, PolicySettings
 from closeloop.topics import DAY_MS, TopicSpec, dlq, ensure_topics
 from provisioning.context import ACTOR, Provisioning
 from provisioning.execute_command import ExecutorContext
@@ -52,6 +52,18 @@ def build_executors(settings: ProvisioningSettings) -> Executors:
     return Executors(api, ManualExecutor())
 
 
+def _check_confirmation_policy(policy: Policy, executors: Executors) -> None:
+    """Confirmation deadlines follow the policy's `api_executors` (expiry cannot see which executors run
+    here), so say when the policy expects an API executor this process does not run, or the reverse."""
+    expected, running = set(policy.confirmation.api_executors), set(executors.names) - {"manual"}
+    if expected != running:
+        log.warning(
+            "the confirmation policy's api_executors differ from the executors configured: deadlines follow the policy",
+            policy_api_executors=sorted(expected),
+            configured=sorted(running),
+        )
+
+
 def topic_specs(settings: ProvisioningSettings) -> list[TopicSpec]:
     specs = [
         TopicSpec(settings.tickets_topic, retention_ms=30 * DAY_MS),
@@ -67,16 +79,18 @@ async def bootstrap(
     kafka_settings: KafkaSettings | None = None,
     database_settings: DatabaseSettings | None = None,
     audit_settings: AuditSettings | None = None,
+    policy_settings: PolicySettings | None = None,
 ) -> Runtime:
     settings = settings or ProvisioningSettings()
     kafka_settings = kafka_settings or KafkaSettings()
     database_settings = database_settings or DatabaseSettings().for_service("provisioning")
+    policy = Policy.load((policy_settings or PolicySettings()).file)
     configure_logging(SERVICE, settings.log_level)
     metrics = ServiceMetrics(SERVICE)
     runtime = Runtime(SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     try:
         await _assemble(
-            runtime, settings, kafka_settings, database_settings, audit_settings or AuditSettings(), metrics
+            runtime, settings, kafka_settings, database_settings, audit_settings or AuditSettings(), policy, metrics
         )
     except BaseException:
         await runtime.close()
@@ -111,9 +125,9 @@ async def _assemble(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     audit_settings: AuditSettings,
+    policy: Policy,
     metrics: ServiceMetrics,
 ) -> None:
-    policy = Policy.load(settings.policy_file)
     if settings.ensure_topics:
         await ensure_topics(kafka_settings, topic_specs(settings))
     pool: asyncpg.Pool = await create_pool(database_settings)
@@ -121,6 +135,7 @@ async def _assemble(
     executors = build_executors(settings)
     runtime.closers.append(executors.close)
     log.info("executors configured", executors=executors.names)
+    _check_confirmation_policy(policy, executors)
 
     producer = kafka.producer(kafka_settings, client_suffix=f"{SERVICE}-producer")
     await producer.start()
@@ -137,7 +152,6 @@ async def _assemble(
         consumer=settings.consumer_name,
         actor=ACTOR,
         reverify_after=timedelta(seconds=settings.reverify_after_s),
-        is_manual=executors.is_manual,
     )
     record_consumer = kafka.consumer(
         kafka_settings, settings.group_id, settings.tickets_topic, settings.grants_topic, client_suffix=SERVICE

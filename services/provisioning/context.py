@@ -58,11 +58,10 @@ class Provisioning:
     consumer: str = "provisioning"
     actor: str = ACTOR
     reverify_after: timedelta = timedelta(hours=1)
-    # True for entitlements no API executor handles (fulfilled by hand, longer confirmation window).
-    is_manual: Callable[[EntitlementKey], bool] = field(default=lambda _key: True)
     clock: Callable[[], datetime] = utcnow
     # How names resolve (default resource types, correlation rules), shared with every service.
     identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     def confirm_window(self, key: EntitlementKey, *, revoke: bool) -> timedelta:
-        return self.policy.confirmation.window(key.system, revoke=revoke, manual=self.is_manual(key))
+        """The deadline of `key`'s executor, from the confirmation policy every service reads."""
+        return self.policy.confirmation.window(key, revoke=revoke)

@@ -16,7 +16,7 @@ from closeloop.contracts.codec import DecodeError, decode
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.ticket_interpretation import TicketAction, interpret
-from closeloop.contracts.tickets import TicketEvent, TicketKind
+from closeloop.contracts.tickets import TicketEvent
 from closeloop.metrics import ServiceMetrics
 from provisioning.activate_entitlement import activate_entitlement
 from provisioning.confirm_revocation import confirm_revocation
@@ -37,7 +37,8 @@ def ticket_handler(ticket: TicketEvent) -> TicketHandler | None:
     Approval is the interpretation's: any transition that proves it (approved, in fulfilment, fulfilled,
     closed complete). A break-glass exception's incident being worked is such a transition: the incident
     in progress is the authorisation, and policy still demands an explicit, time-bound window.
-    Recertification and project-end tickets belong to the expiry service.
+    Provisioning acts only on tickets that name one entitlement; offboarding, project-end and
+    recertification tickets fan out to many and belong to the expiry service.
     """
     meaning = interpret(ticket)
     if meaning.action in GRANTING_ACTIONS:
@@ -46,8 +47,7 @@ def ticket_handler(ticket: TicketEvent) -> TicketHandler | None:
         if meaning.withdrawn:
             return request_revocation
         return None
-    ending = meaning.action is TicketAction.REVOKE or meaning.kind is TicketKind.OFFBOARDING
-    if ending and meaning.approved:
+    if meaning.action is TicketAction.REVOKE and meaning.approved:
         return request_revocation
     return None
 

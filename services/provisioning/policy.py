@@ -2,7 +2,7 @@
 
 Pure: `Policy.evaluate(request)` returns a `Grant` (what to record) or a `Refusal` (why not). Time is the
 ticket's own `occurred_at`, so replaying the same ticket always gives the same answer. The rules are
-YAML (see default_policy.yaml, documented there); a request that breaks them is refused with a
+YAML (closeloop.record's default_policy.yaml, documented there); a request that breaks them is refused with a
 reason, never silently fixed.
 """
 
@@ -11,17 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
-from importlib import resources
 from pathlib import Path
 from typing import Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from closeloop.contracts.entitlements import RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-
-DEFAULT_POLICY = "default_policy.yaml"
+from closeloop.record.confirmation import ConfirmationPolicy, policy_document
 
 
 class _PolicyModel(BaseModel):
@@ -86,20 +83,6 @@ class ExceptionRules(_PolicyModel):
     _check = field_validator("max_window")(_positive)
 
 
-class Confirmation(_PolicyModel):
-    grant_within: timedelta = timedelta(hours=1)
-    revoke_within: timedelta = timedelta(hours=1)
-    manual_within: timedelta = timedelta(days=3)
-    systems: dict[str, timedelta] = Field(default_factory=dict)
-
-    def window(self, system: str, *, revoke: bool, manual: bool) -> timedelta:
-        if system in self.systems:
-            return self.systems[system]
-        if manual:
-            return self.manual_within
-        return self.revoke_within if revoke else self.grant_within
-
-
 @dataclass(frozen=True)
 class AccessRequest:
     """What an approved ticket asks for, with what the record knows about the principal."""
@@ -161,7 +144,7 @@ class Policy(_PolicyModel):
     humans: HumanRules = HumanRules()
     exceptions: ExceptionRules = ExceptionRules()
     refuse_inactive_principal: bool = True
-    confirmation: Confirmation = Confirmation()
+    confirmation: ConfirmationPolicy = ConfirmationPolicy()
 
     @model_validator(mode="after")
     def _rules_name_tiers(self) -> Self:
@@ -172,12 +155,8 @@ class Policy(_PolicyModel):
 
     @classmethod
     def load(cls, path: Path | None = None) -> Policy:
-        """The policy from `path`, or the packaged default (default_policy.yaml)."""
-        text = path.read_text() if path else resources.files(__package__).joinpath(DEFAULT_POLICY).read_text()
-        data = yaml.safe_load(text)
-        if not isinstance(data, dict):
-            raise ValueError("the policy file must be a YAML mapping")
-        return cls.model_validate(data)
+        """The policy from `path`, or the packaged default (closeloop.record's default_policy.yaml)."""
+        return cls.model_validate(policy_document(path))
 
     def rule_for(self, key: EntitlementKey) -> Rule | None:
         return next((r for r in self.rules if r.matches(key)), None)

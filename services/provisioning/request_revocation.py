@@ -1,23 +1,36 @@
-"""A ticket that ends access: move the matched entitlements to *revoking* and send revoke commands.
+"""A ticket that ends one entitlement: move it to *revoking* and send its revoke command.
 
 * revocation request (once approved: any transition that proves it): the entitlement the ticket names;
-* offboarding (likewise): every live entitlement of the person;
 * an access or exception ticket cancelled or rejected: the entitlement it had approved.
 
-Each revoke carries a confirmation deadline (policy `confirmation`); the record stays *revoking* until
-the source reports the removal (confirm_revocation). If a revocation ticket names a grant the record
-never approved but the source reported live, the revoke command still goes out: a closed ticket must
-mean removed access.
+Tickets that fan out (offboarding, project end, recertification) belong to the expiry service, the one
+owner of every trigger that reaches many entitlements. Each revoke starts through
+`closeloop.record.begin_revoke`, with the deadline of the entitlement's executor; the record stays
+*revoking* until the source reports the removal (confirm_revocation). If a revocation ticket names a
+grant the record never approved but the source reported live, the revoke command still goes out: a
+closed ticket must mean removed access.
+
+A revocation ticket's approval is acted on once, whichever delivery proves it first: a later delivery
+of the same ticket (closed complete after approved) must not revoke a grant that a later access ticket
+made in between.
 """
 
 from __future__ import annotations
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
-from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, RevocationTrigger, TicketRef
+from closeloop.contracts.entitlements import RevocationTrigger
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.ticket_interpretation import TicketInterpretation, interpret
 from closeloop.contracts.tickets import TicketEvent, TicketKind
-from closeloop.record import Cause, EntitlementRecord, RecordTransaction, derived_id, record_transaction, repository
+from closeloop.record import (
+    REVOCABLE_STATUSES,
+    Cause,
+    RecordTransaction,
+    begin_revoke,
+    derived_id,
+    record_transaction,
+    repository,
+)
 from provisioning.context import Outcome, Provisioning, Result, Unprocessable
 
 
@@ -28,20 +41,13 @@ async def request_revocation(ticket: TicketEvent, ctx: Provisioning) -> Result:
     async with record_transaction(ctx.pool, actor=ctx.actor, topics=ctx.topics, clock=ctx.clock) as tx:
         if not await tx.claim(ctx.consumer, ticket.event_id):
             return Result.duplicate()
-        if ticket.kind is TicketKind.OFFBOARDING:
-            principals, names = set(meaning.beneficiary.principals), set(meaning.beneficiary.names)
-            if not principals and not names:
-                raise Unprocessable("offboarding ticket names nobody (requested_for is empty)")
-            principals |= set(await repository.principals_for_alias(tx.conn, names))
-            records = await repository.lock_by_principal_names(tx.conn, principals, names)
-            trigger = RevocationTrigger.OFFBOARDING
-        elif ticket.kind is TicketKind.REVOCATION_REQUEST:
+        if ticket.kind is TicketKind.REVOCATION_REQUEST:
             key = await _named_key(tx, meaning)
             record = await tx.lock(key)
             if record is None or not record.is_live:
-                return await _revoke_unrecorded(tx, key, ref, cause, ctx)
-            records = [record]
-            trigger = RevocationTrigger.TICKET
+                return await _revoke_unrecorded(tx, key, meaning, cause, ctx)
+            if record.status in REVOCABLE_STATUSES and not await tx.claim(ctx.consumer, _revocation_claim(meaning)):
+                return Result.skipped("the revocation was already carried out; this grant came after it")
         else:  # an access or exception ticket was cancelled or rejected
             cancelled = meaning.entitlement
             record = await tx.lock(cancelled) if cancelled is not None else None
@@ -52,57 +58,23 @@ async def request_revocation(ticket: TicketEvent, ctx: Provisioning) -> Result:
                 or (approving.system, approving.ticket_id) != (ref.system, ref.ticket_id)
             ):
                 return Result.skipped("the ticket approved no live entitlement")
-            records = [record]
-            trigger = RevocationTrigger.TICKET
-        revoked = 0
-        for record in records:
-            if record.status is EntitlementStatus.REVOKING:
-                continue  # already on its way out; its deadline stands
-            await revoke(
-                tx,
-                record,
-                trigger,
-                ref,
-                cause,
-                ctx,
-                reason=f"{ref.ticket_number} ({ticket.kind.value}, {ticket.transition.value})",
-            )
-            revoked += 1
-        if revoked == 0:
+        command = await begin_revoke(
+            tx,
+            record,
+            RevocationTrigger.TICKET,
+            confirmation=ctx.policy.confirmation,
+            cause=cause,
+            reason=f"revoke requested by {ref.ticket_number} ({ticket.kind.value}, {ticket.transition.value})",
+            ticket=ref,
+        )
+        if command is None:  # already on its way out; its deadline stands
             return Result.skipped("nothing live to revoke")
         return Result(Outcome.APPLIED, events=len(tx.events), commands=len(tx.commands))
 
 
-async def revoke(
-    tx: RecordTransaction,
-    record: EntitlementRecord,
-    trigger: RevocationTrigger,
-    ref: TicketRef | None,
-    cause: Cause,
-    ctx: Provisioning,
-    *,
-    reason: str,
-) -> EntitlementRecord:
-    """Move one live entitlement to *revoking* and issue its revoke command (same transaction)."""
-    now = tx.now()
-    confirm_by = now + ctx.confirm_window(record.key, revoke=True)
-    stored = await tx.apply(
-        record,
-        record.evolve(
-            status=EntitlementStatus.REVOKING,
-            tickets=record.with_ticket(ref) if ref else record.tickets,
-            revoke_requested_at=now,
-            revoke_confirm_by=confirm_by,
-        ),
-        change=EntitlementChange.REVOKE_REQUESTED,
-        reason=f"revoke requested by {reason}",
-        cause=cause,
-    )
-    await tx.issue(
-        stored.command(CommandAction.REVOKE, trigger, cause=cause, actor=ctx.actor, confirm_by=confirm_by, ticket=ref),
-        cause=cause,
-    )
-    return stored
+def _revocation_claim(meaning: TicketInterpretation) -> str:
+    """Claimed once per revocation ticket approval, whichever delivery proves it first."""
+    return f"revoke:{meaning.approval_key}"
 
 
 async def _named_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
@@ -116,12 +88,15 @@ async def _named_key(tx: RecordTransaction, meaning: TicketInterpretation) -> En
 
 
 async def _revoke_unrecorded(
-    tx: RecordTransaction, key: EntitlementKey, ref: TicketRef, cause: Cause, ctx: Provisioning
+    tx: RecordTransaction, key: EntitlementKey, meaning: TicketInterpretation, cause: Cause, ctx: Provisioning
 ) -> Result:
     """A revocation for a grant the record does not hold: revoke it anyway if the source says it is live."""
     observed = await tx.observed(key)
     if observed is None or not observed.live:
         return Result.skipped("nothing live to revoke")
+    if not await tx.claim(ctx.consumer, _revocation_claim(meaning)):
+        return Result.skipped("the revocation was already carried out; this grant came after it")
+    ref = meaning.ticket
     now = tx.now()
     command_id = derived_id("command", "revoke", str(key), "ticket", ref.system, ref.ticket_id)
     command = ProvisioningCommand.create(

@@ -6,8 +6,6 @@ URL and its token are set; every other system goes to the manual executor (attes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -38,8 +36,6 @@ class ProvisioningSettings(ServiceSettings):
     ensure_topics: bool = Field(default=True)
 
     # --- record ---
-    # Policy file (YAML); empty means the packaged default_policy.yaml.
-    policy_file: Path | None = Field(default=None)
     # A repeated grant report for an active entitlement refreshes verified_at (an audited `verified`
     # change) only when the last verification is older than this, so snapshots do not flood the record.
     reverify_after_s: float = Field(default=3600.0, ge=0)

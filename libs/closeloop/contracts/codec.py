@@ -7,7 +7,7 @@ order until the current version, so JSON written by any earlier release keeps lo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,7 +36,8 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
     )
 }
 
-# (event_type, from_version) -> function producing the JSON of from_version + 1.
+# (event_type, from_version) -> function producing the JSON of from_version + 1; a new schema version
+# registers its upcaster here.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
@@ -46,14 +47,6 @@ class DecodeError(ValueError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def register_upcaster(event_type: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
-    def decorate(fn: Upcaster) -> Upcaster:
-        UPCASTERS[(event_type, from_version)] = fn
-        return fn
-
-    return decorate
 
 
 def upcast(data: dict[str, Any], cls: type[Envelope]) -> dict[str, Any]:
@@ -144,7 +137,3 @@ def header_value(headers: Headers | None, name: str) -> str | None:
         if key == name and value is not None:
             return value.decode(errors="replace")
     return None
-
-
-def headers_dict(headers: Headers | None) -> Mapping[str, str]:
-    return {k: v.decode(errors="replace") for k, v in headers or () if v is not None}

@@ -2,15 +2,18 @@
 
 Shared by every service that changes the record (provisioning, expiry) and read by reconciliation and
 the operator CLI. Reads live in `repository`, every write goes through `RecordTransaction` (one
-transaction: row + outbox event/commands + processed-event id + hash-chained audit rows), and
-`audit.verify_chain` proves the log was not tampered with.
+transaction: row + outbox event/commands + processed-event id + hash-chained audit rows),
+`begin_revoke` is the one way any service starts a revoke (deadline from the shared `ConfirmationPolicy`),
+and `audit.verify_chain` proves the log was not tampered with.
 """
 
 from closeloop.record import audit, repository
 from closeloop.record.audit import AuditRow, ChainReport, verify_chain
+from closeloop.record.confirmation import ConfirmationPolicy, api_executor_for
 from closeloop.record.models import (
     HELD_STATUSES,
     LIVE_STATUSES,
+    REVOCABLE_STATUSES,
     Cause,
     EntitlementRecord,
     ExceptionGrant,
@@ -20,26 +23,21 @@ from closeloop.record.models import (
     RecordTopics,
     derived_id,
 )
-from closeloop.record.transaction import (
-    ALLOWED_MOVES,
-    KEEP,
-    ConcurrentModification,
-    InvalidTransition,
-    RecordTransaction,
-    check_move,
-    recertification_due,
-    record_transaction,
-)
+from closeloop.record.moves import ALLOWED_MOVES, InvalidTransition, check_move, recertification_due
+from closeloop.record.revoking import begin_revoke
+from closeloop.record.transaction import KEEP, ConcurrentModification, RecordTransaction, record_transaction
 
 __all__ = [
     "ALLOWED_MOVES",
     "HELD_STATUSES",
     "KEEP",
     "LIVE_STATUSES",
+    "REVOCABLE_STATUSES",
     "AuditRow",
     "Cause",
     "ChainReport",
     "ConcurrentModification",
+    "ConfirmationPolicy",
     "EntitlementRecord",
     "ExceptionGrant",
     "IdentityRecord",
@@ -48,7 +46,9 @@ __all__ = [
     "RecertificationEvidence",
     "RecordTopics",
     "RecordTransaction",
+    "api_executor_for",
     "audit",
+    "begin_revoke",
     "check_move",
     "derived_id",
     "recertification_due",

@@ -38,6 +38,9 @@ LIVE_STATUSES: tuple[EntitlementStatus, ...] = (
 )
 """Statuses in which the entitlement is, or may be, held at the source."""
 
+REVOCABLE_STATUSES: tuple[EntitlementStatus, ...] = (EntitlementStatus.PENDING, EntitlementStatus.ACTIVE)
+"""Statuses a new revoke starts from (a revoking record already has one in flight)."""
+
 HELD_STATUSES: tuple[EntitlementStatus, ...] = (EntitlementStatus.ACTIVE, EntitlementStatus.REVOKING)
 """Statuses in which the record says the entitlement is held (granted and not yet confirmed removed)."""
 

@@ -123,56 +123,40 @@ def _statuses(statuses: Iterable[EntitlementStatus] | None) -> list[str]:
     return [s.value for s in (statuses if statuses is not None else LIVE_STATUSES)]
 
 
-async def lock_by_principal(
-    conn: asyncpg.Connection, principal: str, statuses: Iterable[EntitlementStatus] | None = None
-) -> list[EntitlementRecord]:
-    """Lock every entitlement a principal holds in `statuses` (default: live ones), e.g. for offboarding."""
-    return await _select(
-        conn, "principal = $1 AND status = ANY($2::text[])", [principal, _statuses(statuses)], for_update=True
-    )
-
-
 async def lock_by_principal_names(
     conn: asyncpg.Connection,
     principals: Iterable[str],
     names: Iterable[str] = (),
     statuses: Iterable[EntitlementStatus] | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[EntitlementRecord]:
     """Lock every entitlement held by one of `principals` (canonical), or by any principal whose id part
     is one of `names` (case-insensitive: an offboarding ticket naming `alice@example.com` matches
-    `okta:user:alice@example.com` and `entra:user:alice@example.com`)."""
+    `okta:user:alice@example.com` and `entra:user:alice@example.com`), in key order.
+
+    Waits for row locks (no SKIP LOCKED): a trigger must reach every matching row, including one a
+    sweep is holding for an unrelated notice; key order keeps lockers from deadlocking."""
     return await _select(
         conn,
         "(principal = ANY($1::text[]) OR lower(substring(principal from '^[^:]+:[^:]+:(.*)$')) = ANY($2::text[]))"
         " AND status = ANY($3::text[])",
         [sorted(set(principals)), sorted({n.lower() for n in names}), _statuses(statuses)],
+        limit=limit,
         for_update=True,
     )
 
 
-async def lock_by_owner(
-    conn: asyncpg.Connection, owner: str, statuses: Iterable[EntitlementStatus] | None = None
-) -> list[EntitlementRecord]:
-    """Lock every entitlement owned by `owner` (owner departure)."""
-    return await _select(conn, "owner = $1 AND status = ANY($2::text[])", [owner, _statuses(statuses)], for_update=True)
-
-
 async def lock_by_project(
-    conn: asyncpg.Connection, project: str, statuses: Iterable[EntitlementStatus] | None = None
+    conn: asyncpg.Connection,
+    project: str,
+    statuses: Iterable[EntitlementStatus] | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[EntitlementRecord]:
-    """Lock every entitlement tagged with `project` (project end)."""
+    """Lock every entitlement tagged with `project` (project end), in key order, waiting for row locks."""
     return await _select(
-        conn, "project = $1 AND status = ANY($2::text[])", [project, _statuses(statuses)], for_update=True
-    )
-
-
-async def lock_by_ticket(
-    conn: asyncpg.Connection, system: str, ticket_id: str, statuses: Iterable[EntitlementStatus] | None = None
-) -> list[EntitlementRecord]:
-    """Lock every entitlement linked to a ticket."""
-    probe = json.dumps([{"system": system, "ticket_id": ticket_id}])
-    return await _select(
-        conn, "tickets @> $1::jsonb AND status = ANY($2::text[])", [probe, _statuses(statuses)], for_update=True
+        conn, "project = $1 AND status = ANY($2::text[])", [project, _statuses(statuses)], limit=limit, for_update=True
     )
 
 
@@ -195,43 +179,6 @@ async def lock_exception_window_ended(
     """Live exception entitlements whose break-glass window has ended (SKIP LOCKED)."""
     return await _lock_due(
         conn, "status IN ('pending', 'active') AND exception_window_end <= $1", "exception_window_end", now, limit
-    )
-
-
-async def lock_revoke_overdue(conn: asyncpg.Connection, now: datetime, limit: int = 500) -> list[EntitlementRecord]:
-    """Revokes the source has not confirmed by their deadline (SKIP LOCKED).
-
-    Confirmed means verified at or after the revoke request (`EntitlementRecord.revoke_confirmed`).
-    """
-    return await _lock_due(
-        conn,
-        "status IN ('revoking', 'expired') AND revoke_confirm_by <= $1"
-        " AND (verified_at IS NULL OR verified_at < revoke_requested_at)",
-        "revoke_confirm_by",
-        now,
-        limit,
-    )
-
-
-async def lock_recertification_due(
-    conn: asyncpg.Connection, now: datetime, limit: int = 500
-) -> list[EntitlementRecord]:
-    """Active entitlements whose recertification is due (SKIP LOCKED)."""
-    return await _lock_due(
-        conn, "status = 'active' AND recertification_due_at <= $1", "recertification_due_at", now, limit
-    )
-
-
-async def expiring_between(
-    conn: asyncpg.Connection, start: datetime, end: datetime, limit: int = 1000
-) -> list[EntitlementRecord]:
-    """Live entitlements expiring in [start, end), for expiry notices (no lock)."""
-    return await _select(
-        conn,
-        "status IN ('pending', 'active') AND expires_at >= $1 AND expires_at < $2",
-        [start, end],
-        order="expires_at, key",
-        limit=limit,
     )
 
 

@@ -35,7 +35,7 @@ from asyncpg.transaction import Transaction
 from closeloop.contracts.base import Envelope, utcnow
 from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.commands import ProvisioningCommand
-from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus
+from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent
 from closeloop.contracts.grants import PrincipalStatus
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
 from closeloop.identity.store import link_groups
@@ -51,25 +51,10 @@ from closeloop.record.models import (
     RecertificationEvidence,
     RecordTopics,
 )
+from closeloop.record.moves import InvalidTransition, check_move, recertification_due
+from closeloop.record.rows import INSERT_SQL, UPDATE_SQL, row_params
 
 Clock = Callable[[], datetime]
-
-S = EntitlementStatus
-# Status moves the record allows (a change that keeps the status is always allowed: recertified,
-# owner changed, expiry notice, refused while live, verified again, ...).
-ALLOWED_MOVES: dict[EntitlementStatus | None, frozenset[EntitlementStatus]] = {
-    None: frozenset({S.PENDING, S.REFUSED}),
-    S.PENDING: frozenset({S.ACTIVE, S.REVOKING, S.REVOKED, S.EXPIRED}),
-    S.ACTIVE: frozenset({S.REVOKING, S.REVOKED, S.EXPIRED}),
-    S.REVOKING: frozenset({S.REVOKED, S.EXPIRED}),
-    S.REVOKED: frozenset({S.PENDING, S.REFUSED}),
-    S.EXPIRED: frozenset({S.PENDING, S.REFUSED, S.REVOKED}),
-    S.REFUSED: frozenset({S.PENDING}),
-}
-
-
-class InvalidTransition(ValueError):
-    """A change the record does not allow (a programming error, never bad input)."""
 
 
 class ConcurrentModification(asyncpg.exceptions.SerializationError):  # type: ignore[misc]
@@ -82,72 +67,6 @@ class _Keep(Enum):
 
 KEEP = _Keep.KEEP
 """Sentinel for `upsert_identity`: leave this field as it is."""
-
-
-def check_move(before: EntitlementStatus | None, after: EntitlementStatus) -> None:
-    if before == after:
-        return
-    if after not in ALLOWED_MOVES[before]:
-        raise InvalidTransition(f"an entitlement cannot move from {before or 'nothing'} to {after}")
-
-
-def recertification_due(record: EntitlementRecord) -> datetime | None:
-    """Next recertification: the last decision (or the grant) plus the interval."""
-    if record.recertification_interval is None:
-        return None
-    base = record.last_recertified_at or record.granted_at
-    return base + record.recertification_interval if base else None
-
-
-_UPSERT_COLUMNS = (
-    "key, principal, resource, privilege, source_system, principal_kind, owner, tickets, status, last_change, "
-    "reason, granted_at, expires_at, revocation_triggers, project, verified_at, last_recertified_at, "
-    "recertification_interval, recertification_due_at, exception_window_end, revoke_requested_at, "
-    "revoke_confirm_by, version, created_at, updated_at"
-)
-_INSERT_SQL = (
-    f"INSERT INTO entitlements ({_UPSERT_COLUMNS}) VALUES "  # noqa: S608 - fixed column list
-    "($1,$2,$3,$4,$5,$6,$7,$8::jsonb,$9,$10,$11,$12,$13,$14::text[],$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25) "
-    "ON CONFLICT (key) DO NOTHING RETURNING version"
-)
-_UPDATE_SQL = (
-    "UPDATE entitlements SET source_system=$5, principal_kind=$6, owner=$7, tickets=$8::jsonb, status=$9, "
-    "last_change=$10, reason=$11, granted_at=$12, expires_at=$13, revocation_triggers=$14::text[], project=$15, "
-    "verified_at=$16, last_recertified_at=$17, recertification_interval=$18, recertification_due_at=$19, "
-    "exception_window_end=$20, revoke_requested_at=$21, revoke_confirm_by=$22, version=$23, updated_at=$24 "
-    "WHERE key=$1 AND principal=$2 AND resource=$3 AND privilege=$4 AND version=$23 - 1 RETURNING version"
-)
-
-
-def row_params(record: EntitlementRecord) -> tuple[Any, ...]:
-    """The positional parameters of `_INSERT_SQL` for a stored record (`_UPDATE_SQL`: all but created_at)."""
-    return (
-        str(record.key),
-        record.key.principal,
-        record.key.resource,
-        record.key.privilege,
-        record.source_system,
-        record.principal_kind.value,
-        record.owner,
-        json.dumps([t.model_dump(mode="json") for t in record.tickets]),
-        record.status.value,
-        record.last_change.value,
-        record.reason,
-        record.granted_at,
-        record.expires_at,
-        [t.value for t in record.revocation_triggers],
-        record.project,
-        record.verified_at,
-        record.last_recertified_at,
-        record.recertification_interval,
-        record.recertification_due_at,
-        record.exception_window_end,
-        record.revoke_requested_at,
-        record.revoke_confirm_by,
-        record.version,
-        record.created_at,
-        record.updated_at,
-    )
 
 
 class RecordTransaction:
@@ -280,9 +199,9 @@ class RecordTransaction:
             stored = stored.evolve(recertification_due_at=recertification_due(stored))
         params = row_params(stored)
         if before is None:
-            written = await self.conn.fetchval(_INSERT_SQL, *params)
+            written = await self.conn.fetchval(INSERT_SQL, *params)
         else:
-            written = await self.conn.fetchval(_UPDATE_SQL, *params[:23], params[24])
+            written = await self.conn.fetchval(UPDATE_SQL, *params[:23], params[24])
         if written is None:
             raise ConcurrentModification(f"entitlement {stored.key} changed concurrently")
         event = stored.to_event(cause, self.actor)

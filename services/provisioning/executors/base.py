@@ -62,9 +62,6 @@ class Executors:
     def for_key(self, key: EntitlementKey) -> Executor:
         return next((e for e in self._api if e.supports(key)), self._manual)
 
-    def is_manual(self, key: EntitlementKey) -> bool:
-        return self.for_key(key) is self._manual
-
     @property
     def names(self) -> list[str]:
         return [e.name for e in self._api] + [self._manual.name]

@@ -16,10 +16,9 @@ from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.record.confirmation import api_executor_for
 from provisioning.executors.base import Execution, Executor
 from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
-
-TEAM_ROLES = ("member", "maintainer")
 
 
 class GitHubExecutor(Executor):
@@ -45,15 +44,7 @@ class GitHubExecutor(Executor):
         )
 
     def supports(self, key: EntitlementKey) -> bool:
-        principal_system, principal_type, _ = split_ref(key.principal)
-        resource_system, resource_type, team = split_ref(key.resource)
-        org, _, slug = team.partition("/")
-        return (
-            (principal_system, principal_type) == ("github", "user")
-            and (resource_system, resource_type) == ("github", "team")
-            and bool(org and slug)
-            and key.privilege in TEAM_ROLES
-        )
+        return api_executor_for(key) == self.name
 
     async def execute(self, command: ProvisioningCommand) -> Execution:
         org, _, slug = split_ref(command.key.resource)[2].partition("/")

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.record.confirmation import api_executor_for
 from provisioning.executors.base import Execution, Executor
 from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
 
@@ -44,13 +45,7 @@ class OktaExecutor(Executor):
         )
 
     def supports(self, key: EntitlementKey) -> bool:
-        principal_system, principal_type, _ = split_ref(key.principal)
-        resource_system, resource_type, _ = split_ref(key.resource)
-        return (
-            (principal_system, principal_type) == ("okta", "user")
-            and (resource_system, resource_type) == ("okta", "group")
-            and key.privilege == "member"
-        )
+        return api_executor_for(key) == self.name
 
     async def execute(self, command: ProvisioningCommand) -> Execution:
         group_id = quote(split_ref(command.key.resource)[2], safe="")

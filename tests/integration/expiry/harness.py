@@ -6,16 +6,19 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from aiokafka import ConsumerRecord
 
 from closeloop.contracts.codec import decode
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.record import RecordTopics
+from closeloop.record.confirmation import policy_document
 from closeloop.runtime import Runtime
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, PolicySettings
 from expiry.bootstrap import ExpiryService, build
 from expiry.settings import ExpirySettings
 from provisioning.bootstrap import bootstrap as provisioning_bootstrap
@@ -69,7 +72,9 @@ class Running:
         return [e for t in self.tasks if t.done() and not t.cancelled() and (e := t.exception()) is not None]
 
 
-async def start_provisioning(settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings) -> Running:
+async def start_provisioning(
+    settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings, policy: PolicySettings | None = None
+) -> Running:
     """Provisioning on the same topics (no executors): it records grants and confirms revokes."""
     provisioning = await provisioning_bootstrap(
         ProvisioningSettings(
@@ -85,13 +90,24 @@ async def start_provisioning(settings: ExpirySettings, kafka: KafkaSettings, dat
         ),
         kafka,
         database,
+        policy_settings=policy,
     )
     return Running.start(provisioning)
 
 
-async def start_expiry(settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings) -> Running:
-    service = await build(settings, kafka=kafka, database=database)
+async def start_expiry(
+    settings: ExpirySettings, kafka: KafkaSettings, database: DatabaseSettings, policy: PolicySettings | None = None
+) -> Running:
+    service = await build(settings, kafka=kafka, database=database, policy=policy)
     return Running.start(service.runtime, service)
+
+
+def policy_file(path: Path, confirmation: str) -> PolicySettings:
+    """The packaged policy file with its `confirmation` section replaced (YAML flow mapping)."""
+    document = policy_document()
+    document["confirmation"] = yaml.safe_load(confirmation)
+    path.write_text(yaml.safe_dump(document))
+    return PolicySettings(file=path)
 
 
 def entitlement_events(records: list[ConsumerRecord[bytes, bytes]]) -> list[EntitlementEvent]:

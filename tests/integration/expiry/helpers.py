@@ -14,7 +14,7 @@ from closeloop.contracts.codec import decode
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-from closeloop.record import Cause, EntitlementRecord, RecordTopics, record_transaction
+from closeloop.record import Cause, ConfirmationPolicy, EntitlementRecord, RecordTopics, record_transaction
 from closeloop.record.bulk import copy_active_entitlements
 from expiry.backoff import RetrySchedule
 from expiry.clock import FakeClock
@@ -51,7 +51,7 @@ def policy(
     batch_size: int = 100,
 ) -> ExpiryPolicy:
     return ExpiryPolicy(
-        revoke_sla=sla,
+        confirmation=ConfirmationPolicy(grant_within=sla, revoke_within=sla),
         notice_offsets=offsets,
         retries=RetrySchedule(initial=retry_initial, factor=2.0, maximum=retry_max, max_attempts=max_attempts),
         recert=recert

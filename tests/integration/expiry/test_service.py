@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -22,6 +23,7 @@ from expiry.clock import FakeClock
 from tests.integration.expiry.harness import (
     eventually,
     expiry_settings,
+    policy_file,
     read_commands,
     read_entitlements,
     record_topics,
@@ -62,17 +64,17 @@ def changes_of(events: list[EntitlementEvent], key: EntitlementKey) -> list[Enti
 
 
 async def test_ttl_revoke_is_confirmed_by_the_grant_revoke_and_an_unconfirmed_one_raises(
-    kafka_settings: KafkaSettings, expiry_db: DatabaseSettings, pool: asyncpg.Pool
+    kafka_settings: KafkaSettings, expiry_db: DatabaseSettings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
     settings = expiry_settings(
         sweep_interval_s=1.0,
-        revoke_sla=timedelta(seconds=3),
         retry_initial=timedelta(seconds=1),
         retry_max=timedelta(seconds=2),
         retry_max_attempts=3,
     )
-    provisioning = await start_provisioning(settings, kafka_settings, expiry_db)
-    expiry = await start_expiry(settings, kafka_settings, expiry_db)
+    policy = policy_file(tmp_path / "policy.yaml", "{revoke_within: PT3S, grant_within: PT3S}")
+    provisioning = await start_provisioning(settings, kafka_settings, expiry_db, policy)
+    expiry = await start_expiry(settings, kafka_settings, expiry_db, policy)
     try:
         topics = record_topics(settings)
         confirmed, unconfirmed = fresh_key("confirmed"), fresh_key("unconfirmed")

@@ -26,6 +26,7 @@ from tests.integration.expiry.helpers import (
     commands,
     context,
     fresh_key,
+    key_for,
     policy,
     record_of,
     seed,
@@ -212,6 +213,28 @@ async def test_unconfirmed_revoke_raises_once_and_is_resent_with_backoff(pool: a
             "SELECT count(*) FROM audit_log WHERE entity_key = $1 AND action = 'revoke_issued'", str(key)
         )
     assert issued == 3  # every attempt is in the audit log
+
+
+async def test_a_ttl_revoke_on_a_manual_system_gets_the_manual_window_not_the_api_one(pool: asyncpg.Pool) -> None:
+    clock, topics = FakeClock(T0), unique_topics()
+    ctx = context(pool, clock, topics, policy(sla=timedelta(minutes=15)))  # API executors: 15 minutes
+    api, manual = fresh_key("api"), key_for(fresh_key("manual").principal, "vault:policy:prod-read", "attached")
+    for key in (api, manual):
+        await seed(pool, key, clock, topics, expires_at=T0 + timedelta(seconds=1))
+    clock.advance(seconds=1)
+    assert await drain(ctx, expire_entitlements) == 2
+    assert (await record_of(pool, api)).revoke_confirm_by == clock.now() + timedelta(minutes=15)
+    assert (await record_of(pool, manual)).revoke_confirm_by == clock.now() + timedelta(days=3)
+    (command,) = [c for c in await commands(pool, topics) if c.key == manual]
+    assert command.confirm_by == clock.now() + timedelta(days=3)
+
+    clock.advance(minutes=16)  # the API revoke is overdue; the person working the manual queue is not
+    await drain(ctx, check_revoke_confirmations)
+    assert EntitlementChange.REVOKE_UNCONFIRMED in await changes(pool, topics, api)
+    assert EntitlementChange.REVOKE_UNCONFIRMED not in await changes(pool, topics, manual)
+    clock.advance(days=3)
+    await drain(ctx, check_revoke_confirmations)
+    assert EntitlementChange.REVOKE_UNCONFIRMED in await changes(pool, topics, manual)
 
 
 async def test_confirmed_revoke_raises_nothing(pool: asyncpg.Pool) -> None:

@@ -96,6 +96,27 @@ async def test_non_offboarding_statuses_and_unrelated_tickets_are_skipped() -> N
     assert skipped(metrics, "t.tickets", "kind_access_request") == 1
 
 
+async def test_an_approved_offboarding_ticket_naming_nobody_is_dead_lettered() -> None:
+    trigger_entry, _ = entry()
+    nobody: TicketEvent = TicketEvent.create(
+        occurred_at=WHEN,
+        source="servicenow://x",
+        correlation_id="c",
+        system="servicenow",
+        ticket_id="s2",
+        ticket_number="HR1",
+        kind=TicketKind.OFFBOARDING,
+        transition=TicketTransition.CLOSED_COMPLETE,
+        state="closed_complete",
+    )
+    with pytest.raises(BadInput) as caught:
+        await trigger_entry.process(record("t.tickets", encode(nobody)))
+    assert (caught.value.reason_class, caught.value.reason) == (
+        "unprocessable",
+        "offboarding ticket names nobody (requested_for is empty)",
+    )
+
+
 @pytest.mark.parametrize(
     ("topic", "value", "reason"),
     [

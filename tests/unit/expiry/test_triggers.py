@@ -18,6 +18,7 @@ from expiry.triggers import (
     OffboardPrincipal,
     PrincipalMatch,
     RecertificationDecision,
+    Unusable,
     from_principal_status,
     from_ticket,
 )
@@ -101,7 +102,7 @@ def test_offboarding_ticket_fires_once_approved() -> None:
     )
     assert requested == Ignored("transition_requested")
     nobody = from_ticket(ticket(TicketKind.OFFBOARDING, TicketTransition.APPROVED))
-    assert nobody == Ignored("offboarding_without_principal")
+    assert nobody == Unusable("offboarding ticket names nobody (requested_for is empty)")
 
 
 def test_project_end_ticket_names_the_project() -> None:
@@ -109,7 +110,7 @@ def test_project_end_ticket_names_the_project() -> None:
     assert isinstance(ended, EndProject)
     assert ended.project == "apollo"
     unnamed = from_ticket(ticket(TicketKind.PROJECT_END, TicketTransition.APPROVED))
-    assert unnamed == Ignored("project_end_without_project")
+    assert unnamed == Unusable("project-end ticket names no project")
 
 
 def test_recertification_ticket_approved_certifies_rejected_revokes() -> None:
@@ -135,15 +136,15 @@ def test_recertification_ticket_approved_certifies_rejected_revokes() -> None:
     assert (revoked.decision, revoked.reviewer, revoked.decided_at) == (Decision.REVOKE, "mgr2@example.com", WHEN)
 
 
-def test_recertification_ticket_without_decision_key_or_reviewer_is_ignored() -> None:
+def test_recertification_ticket_without_decision_key_or_reviewer_is_unusable() -> None:
     assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.REQUESTED, entitlement=KEY)) == Ignored(
         "transition_requested"
     )
-    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, actor="x")) == Ignored(
-        "recertification_without_entitlement"
+    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, actor="x")) == Unusable(
+        "recertification ticket names no entitlement"
     )
-    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, entitlement=KEY)) == Ignored(
-        "recertification_without_reviewer"
+    assert from_ticket(ticket(TicketKind.RECERTIFICATION, TicketTransition.APPROVED, entitlement=KEY)) == Unusable(
+        "recertification decision names no reviewer"
     )
 
 

@@ -208,12 +208,13 @@ async def test_manual_executor_waits_for_attestation() -> None:
 def test_registry_sends_what_no_api_handles_to_manual(okta: FakeOkta) -> None:
     okta_executor = OktaExecutor("http://okta.invalid", SecretStr("t"))
     github_executor = GitHubExecutor("http://github.invalid", SecretStr("t"))
-    executors = Executors([okta_executor, github_executor], ManualExecutor())
+    manual = ManualExecutor()
+    executors = Executors([okta_executor, github_executor], manual)
     assert executors.for_key(key()) is okta_executor
     assert executors.for_key(TEAM) is github_executor
-    assert executors.is_manual(key("okta:user:alice@example.com", "okta:app:0oa1app", "assigned"))
-    assert executors.is_manual(key("github:user:alice-gh", "github:repo:acme/api", "write"))
-    assert executors.is_manual(key("vault:entity:e1", "vault:policy:prod-read", "attached"))
+    assert executors.for_key(key("okta:user:alice@example.com", "okta:app:0oa1app", "assigned")) is manual
+    assert executors.for_key(key("github:user:alice-gh", "github:repo:acme/api", "write")) is manual
+    assert executors.for_key(key("vault:entity:e1", "vault:policy:prod-read", "attached")) is manual
     assert executors.names == ["okta", "github", "manual"]
 
 

@@ -192,18 +192,15 @@ def test_all_problems_are_reported_together(policy: Policy) -> None:
     assert "justification" in decision.reason
 
 
-def test_confirmation_windows_per_system_and_for_manual_systems(policy: Policy) -> None:
-    assert policy.confirmation.window("okta", revoke=True, manual=False) == timedelta(hours=1)
-    assert policy.confirmation.window("vault", revoke=True, manual=True) == timedelta(days=3)
-
-
 def test_custom_policy_file_and_validation(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text(
         "tiers:\n  only:\n    max_ttl: P1D\nrules:\n  - name: all\n    tier: only\nconfirmation:\n  systems:\n    okta: PT5M\n"
     )
     loaded = Policy.load(path)
-    assert loaded.confirmation.window("okta", revoke=True, manual=True) == timedelta(minutes=5)
+    assert loaded.confirmation.window(
+        key("okta:user:a@example.com", "okta:app:0oa1", "assigned"), revoke=True
+    ) == timedelta(minutes=5)
     refused = loaded.evaluate(request(requested_duration=timedelta(days=2)))
     assert isinstance(refused, Refusal)
     path.write_text("tiers:\n  only:\n    max_ttl: P1D\nrules:\n  - name: all\n    tier: missing\n")

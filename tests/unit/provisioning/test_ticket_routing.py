@@ -23,14 +23,14 @@ from tests.unit.provisioning.factories import ticket
         (TicketKind.ACCESS_REQUEST, TicketTransition.CLOSED_COMPLETE, create_entitlement),
         (TicketKind.EXCEPTION, TicketTransition.CLOSED_CANCELLED, request_revocation),
         (TicketKind.REVOCATION_REQUEST, TicketTransition.IN_FULFILMENT, request_revocation),
-        (TicketKind.OFFBOARDING, TicketTransition.APPROVED, request_revocation),
+        (TicketKind.OFFBOARDING, TicketTransition.APPROVED, None),  # the expiry service's (fans out)
         (TicketKind.OFFBOARDING, TicketTransition.REQUESTED, None),
         (TicketKind.ACCESS_REQUEST, TicketTransition.REOPENED, None),
         (TicketKind.ACCESS_REQUEST, TicketTransition.CLOSED_CANCELLED, request_revocation),
         (TicketKind.ACCESS_REQUEST, TicketTransition.REJECTED, request_revocation),
         (TicketKind.REVOCATION_REQUEST, TicketTransition.APPROVED, request_revocation),
         (TicketKind.REVOCATION_REQUEST, TicketTransition.CLOSED_COMPLETE, request_revocation),
-        (TicketKind.OFFBOARDING, TicketTransition.CLOSED_COMPLETE, request_revocation),
+        (TicketKind.OFFBOARDING, TicketTransition.CLOSED_COMPLETE, None),  # the expiry service's
         (TicketKind.ACCESS_REQUEST, TicketTransition.REQUESTED, None),
         (TicketKind.REVOCATION_REQUEST, TicketTransition.REQUESTED, None),
         (TicketKind.RECERTIFICATION, TicketTransition.APPROVED, None),  # the expiry service's
