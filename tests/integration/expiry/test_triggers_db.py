@@ -12,6 +12,7 @@ import pytest
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, RevocationTrigger, TicketRef
 from closeloop.contracts.grants import PrincipalStatus, PrincipalStatusChanged
 from closeloop.contracts.identity import IdentityKind
+from closeloop.contracts.tickets import TicketKind, TicketTransition
 from closeloop.identity.store import link_groups
 from closeloop.record import Cause, record_transaction, repository
 from expiry.apply_triggers import end_project, offboard_principal
@@ -22,7 +23,7 @@ from expiry.record_recertification_decision import DecisionOutcome, record_recer
 from expiry.revoke_offboarded_principal import record_offboarding
 from expiry.settings import ExpirySettings
 from expiry.sweeper import Sweeper, drain
-from expiry.triggers import EndProject, RecertificationDecision, from_principal_status
+from expiry.triggers import EndProject, OffboardPrincipal, RecertificationDecision, from_principal_status, from_ticket
 from tests.integration.expiry.helpers import (
     bulk_seed,
     changes,
@@ -35,6 +36,7 @@ from tests.integration.expiry.helpers import (
     seed,
     unique_topics,
 )
+from tests.unit.reconciliation.scenarios import ticket as ticket_event
 
 pytestmark = pytest.mark.integration
 
@@ -257,5 +259,38 @@ async def test_offboarding_reaches_every_account_the_identity_graph_links(pool: 
     trigger = from_principal_status(deactivated(dora, f"evt-dora-{tag}"), ExpirySettings().offboarded_statuses)
     result = await offboard_principal(ctx, trigger)  # type: ignore[arg-type]
     assert result.revoked == 3
+    assert sorted(str(c.key) for c in await commands(pool, topics)) == sorted(str(k) for k in held)
+    assert (await record_of(pool, bystander)).status is EntitlementStatus.ACTIVE
+
+
+async def test_an_offboarding_ticket_naming_only_an_email_reaches_every_linked_account(pool: asyncpg.Pool) -> None:
+    """The ticket says `erin@example.com` and nothing else: her AWS and Vault users (linked to the email by
+    connector records) are revoked, in every system, and nobody else's."""
+    clock, topics = FakeClock(T0), unique_topics()
+    ctx = context(pool, clock, topics)
+    tag = fresh_key().principal.rsplit(":", 1)[-1].split("@")[0][-8:]
+    email = f"erin.{tag}@example.com"
+    held = [
+        key_for(
+            f"aws:user:arn:aws:iam::123456789012:user/erin-{tag}",
+            "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",
+            "attached",
+        ),
+        key_for(f"vault:user:erin-v-{tag}", f"vault:policy:payments-{tag}", "attached"),
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        for key in held:
+            await link_groups(conn, [(key.principal, [f"email:{email}"])], key.system)
+    bystander = key_for(f"vault:user:erwin-{tag}", f"vault:policy:payments-{tag}", "attached")
+    for key in (*held, bystander):
+        await seed(pool, key, clock, topics, expires_at=T0 + timedelta(days=30))
+    offboarding = ticket_event(
+        None, TicketTransition.CLOSED_COMPLETE, T0, ticket_id=f"off-{tag}", kind=TicketKind.OFFBOARDING,
+        requested_for=email,
+    )  # fmt: skip
+    trigger = from_ticket(offboarding)
+    assert isinstance(trigger, OffboardPrincipal)
+    result = await offboard_principal(ctx, trigger)
+    assert result.revoked == 2
     assert sorted(str(c.key) for c in await commands(pool, topics)) == sorted(str(k) for k in held)
     assert (await record_of(pool, bystander)).status is EntitlementStatus.ACTIVE

@@ -332,19 +332,3 @@ async def test_a_ticket_naming_a_person_by_email_and_a_repo_by_name_targets_the_
     assert command.key == canonical
     async with ctx.pool.acquire() as conn:
         assert await repository.load(conn, provisional) is None
-
-
-async def test_offboarding_by_email_reaches_accounts_linked_by_the_identity_graph(ctx: Provisioning) -> None:
-    mine = [key("aws:user:arn:aws:iam::123456789012:user/erin", "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess")]
-    mine.append(key("vault:user:erin-v", "vault:policy:payments", "attached"))
-    for entitlement in mine:
-        await activate(ctx, entitlement)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        for entitlement in mine:
-            await link_groups(conn, [(entitlement.principal, ["email:erin@example.com"])], entitlement.system)
-    offboarding = ticket(kind=TicketKind.OFFBOARDING, transition=TicketTransition.CLOSED_COMPLETE).model_copy(
-        update={"entitlement": None, "access": None, "requested_for": "erin@example.com"}
-    )
-    assert (await request_revocation(offboarding, ctx)).commands == 2
-    for entitlement in mine:
-        assert (await load(ctx, entitlement)).status is S.REVOKING
