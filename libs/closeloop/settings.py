@@ -141,6 +141,38 @@ class PolicySettings(_Base):
     file: Path | None = Field(default=None)
 
 
+# The type a bare resource name means on each system.
+DEFAULT_RESOURCE_TYPES: dict[str, str] = {
+    "okta": "group",
+    "entra": "group",
+    "aws": "policy",
+    "github": "repo",
+    "k8s": "clusterrole",
+    "vault": "policy",
+}
+# Systems whose user ids are the email by default (what a ticket naming an email always meant there).
+DEFAULT_CORRELATION_RULES: dict[str, str] = {
+    "okta": "okta:user:{email}",
+    "entra": "entra:user:{email}",
+    "k8s": "k8s:user:{email}",
+}
+
+
+class IdentitySettings(_Base):
+    """Correlation, shared by every service that resolves names (intake, reconciliation, provisioning, expiry)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_IDENTITY_", extra="ignore", frozen=True)
+
+    # Compacted topics announcing the identity graph and the resource catalog (every reconciler folds them all).
+    links_topic: str = Field(default="identity.links.v1")
+    catalog_topic: str = Field(default="catalog.resources.v1")
+    # The resource type a bare name means on each system (JSON, e.g. {"okta": "group", "github": "repo"}).
+    default_resource_types: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_RESOURCE_TYPES))
+    # Correlation rules, email -> account per system when no record links them (JSON: {system: template} or
+    # {system: {"template": ..., "match": regex}}); templates use {email}, {local}, {domain} and named groups.
+    correlation_rules: dict[str, Any] = Field(default_factory=lambda: dict(DEFAULT_CORRELATION_RULES))
+
+
 class ServiceSettings(_Base):
     """Knobs every long-running service has. Subclasses set their own env prefix."""
 

@@ -23,6 +23,9 @@ IAM_GRANTS = "iam.grants.v1"
 ENTITLEMENTS = "entitlements.v1"
 PROVISIONING_COMMANDS = "provisioning.commands.v1"
 DRIFT_ALERTS = "drift.alerts.v1"
+# The identity graph and the resource catalog (compacted: the latest statement per name / resource).
+IDENTITY_LINKS = "identity.links.v1"
+CATALOG_RESOURCES = "catalog.resources.v1"
 ITSM_RAW_SYSTEMS = ("servicenow", "jira", "generic")
 IAM_RAW_SOURCES = ("okta", "entra", "cloudtrail", "github", "k8s", "vault")
 
@@ -63,6 +66,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ENTITLEMENTS, retention_ms=-1, compacted=True),
     TopicSpec(PROVISIONING_COMMANDS, retention_ms=14 * DAY_MS),
     TopicSpec(DRIFT_ALERTS, retention_ms=90 * DAY_MS),
+    TopicSpec(IDENTITY_LINKS, retention_ms=-1, compacted=True),
+    TopicSpec(CATALOG_RESOURCES, retention_ms=-1, compacted=True),
     *(TopicSpec(itsm_raw(s), retention_ms=7 * DAY_MS) for s in ITSM_RAW_SYSTEMS),
     *(TopicSpec(iam_raw(s), retention_ms=7 * DAY_MS) for s in IAM_RAW_SOURCES),
 )

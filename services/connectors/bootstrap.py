@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -12,22 +11,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import yaml
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from closeloop.connector_sdk.aliases import load_alias_config, parse_alias_config
 from closeloop.connector_sdk.dedupe import PostgresDedupe
 from closeloop.consumer_loop import ConsumerLoop
 from closeloop.db import create_pool
 from closeloop.dead_letter import DeadLetterPublisher
+from closeloop.identity.operator import load_alias_file
 from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.ops import HttpServer, Readiness
 from closeloop.progress_beacon import ProgressBeacon, attach_beacon, producer_id
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import serve_ops
-from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
+from closeloop.settings import DatabaseSettings, IdentitySettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, dlq, ensure_topics
 from connectors.http_entry import HookRoutes, build_app
 from connectors.identity import IdentityClassifier
@@ -133,18 +131,9 @@ async def open_ingestion(
     return Ingestion(settings, kafka_producer, pool, metrics, ingest, beacon)
 
 
-def read_alias_file(path: Path) -> dict[str, list[str]]:
-    text = path.read_text()
-    document = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: the alias file must hold a mapping with `identities`")
-    return parse_alias_config(document)
-
-
-async def load_aliases(pool: asyncpg.Pool, path: Path) -> int:
-    mapping = read_alias_file(path)
-    async with pool.acquire() as conn, conn.transaction():
-        return await load_alias_config(conn, mapping)
+async def load_aliases(pool: asyncpg.Pool, path: Path, producer: AIOKafkaProducer | None = None) -> int:
+    """The operator's alias file: links that win, written to the identity graph and announced to the reconciler."""
+    return await load_alias_file(pool, path, producer, IdentitySettings())
 
 
 @dataclass
@@ -179,7 +168,7 @@ async def build_service(
     ingestion = await open_ingestion(settings, kafka_settings, database_settings)
     pool, kafka_producer, metrics = ingestion.pool, ingestion.producer, ingestion.metrics
     if settings.alias_file is not None:
-        loaded = await load_aliases(pool, settings.alias_file)
+        loaded = await load_aliases(pool, settings.alias_file, kafka_producer)
         log.info("identity aliases loaded", names=loaded, file=str(settings.alias_file))
 
     readiness = Readiness()

@@ -1,4 +1,4 @@
-"""CLI of the connectors: `closeloop replay <source> FILE`, `closeloop snapshot ...`, `closeloop aliases ...`."""
+"""CLI of the connectors: `closeloop replay <source> FILE`, `closeloop snapshot ...`."""
 
 from __future__ import annotations
 
@@ -14,25 +14,21 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from closeloop.cli_output import to_json
-from closeloop.connector_sdk.aliases import resolve_identity
 from closeloop.connector_sdk.publisher import GrantPublisher
 from closeloop.connector_sdk.snapshot import LiveEntitlement, publish_snapshot
 from closeloop.contracts.identity import IdentityKind
-from closeloop.db import create_pool
 from closeloop.kafka import producer
 from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import dlq
-from connectors.bootstrap import load_aliases, open_ingestion
+from connectors.bootstrap import open_ingestion
 from connectors.ingest_records import IngestSummary
 from connectors.registry import SOURCES
 from connectors.replay import replay_file
 from connectors.settings import ConnectorsSettings
 from connectors.timestamps import first_timestamp
 
-app = typer.Typer(help="IAM connectors: backfill vendor audit records, publish snapshots, manage identity aliases.")
-aliases_app = typer.Typer(help="The identity alias table (one identity's names across systems).")
-app.add_typer(aliases_app, name="aliases")
+app = typer.Typer(help="IAM connectors: backfill vendor audit records, publish snapshots.")
 console = Console(stderr=True)
 
 
@@ -163,42 +159,3 @@ async def _snapshot(
         return result.snapshot_id, result.grant_count, len(result.partitions)
     finally:
         await kafka_producer.stop()
-
-
-@aliases_app.command("load")
-def aliases_load(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="YAML or JSON: {identities: [{id, aliases}]}")
-    ],
-) -> None:
-    """Load configured identities; configured links win over links observed in events."""
-    written = asyncio.run(_load(file))
-    console.print(f"{written} name(s) written to the alias table")
-
-
-async def _load(file: Path) -> int:
-    pool = await create_pool(DatabaseSettings().for_service("connectors"))
-    try:
-        return await load_aliases(pool, file)
-    finally:
-        await pool.close()
-
-
-@aliases_app.command("resolve")
-def aliases_resolve(
-    name: Annotated[str, typer.Argument(help="e.g. github:user:alice-gh or email:alice@example.com")],
-) -> None:
-    """Print the identity a name belongs to (exit 1 when unknown)."""
-    identity = asyncio.run(_resolve(name))
-    if identity is None:
-        console.print(f"{name}: unknown")
-        raise typer.Exit(1)
-    typer.echo(identity)
-
-
-async def _resolve(name: str) -> str | None:
-    pool = await create_pool(DatabaseSettings().for_service("connectors"))
-    try:
-        return await resolve_identity(pool, name)
-    finally:
-        await pool.close()

@@ -145,7 +145,8 @@ def _user_kind(ctx: ParseContext, name: str) -> IdentityKind:
 
 
 def _user_aliases(name: str) -> list[str]:
-    return email_alias(name)
+    """The user name (a ticket may name the IAM user by it) and, when it is one, the email."""
+    return [f"aws:user:{name}", *email_alias(name)] if name and ":" not in name else email_alias(name)
 
 
 def _principal_for(record: JsonObject, arns: _Arns, ctx: ParseContext) -> tuple[str, IdentityKind, list[str], str]:

@@ -220,15 +220,20 @@ class IngestRecords:
         return summary
 
     async def _link_aliases(self, unit: Any, events: Sequence[Envelope]) -> None:
+        """Feed the identity graph (every principal, with the names seen with it) and the resource catalog."""
         links: dict[str, set[str]] = {}
+        resources: dict[str, str | None] = {}
         for event in events:
             principal = event.key.principal if isinstance(event, GrantEvent) else getattr(event, "principal", None)
-            aliases = getattr(event, "principal_aliases", ())
-            if principal and aliases:
-                links.setdefault(principal, set()).update(aliases)
+            if principal:
+                links.setdefault(principal, set()).update(getattr(event, "principal_aliases", ()))
+            if isinstance(event, GrantEvent):
+                resources[event.key.resource] = event.resource_name or resources.get(event.key.resource)
         conflicts = await unit.link_aliases([(p, sorted(a)) for p, a in sorted(links.items())])
         for conflict in conflicts:
+            self._metrics.link_conflicts.labels(self._metrics.service, conflict.origin).inc()
             log.warning("alias conflict; identities not merged", names=conflict.names, identities=conflict.identities)
+        await unit.record_resources(resources)
 
     def _rejected(self, source: str, value: bytes, reason: str, origin: Origin) -> Rejected:
         return Rejected(

@@ -20,6 +20,12 @@ class ConnectorMetrics(ServiceMetrics):
             ["service", "source_system", "action"],
             registry=self.registry,
         )
+        self.link_conflicts = Counter(
+            "closeloop_identity_link_conflicts",
+            "Names seen together that the identity graph gives to different identities (not merged)",
+            ["service", "origin"],
+            registry=self.registry,
+        )
 
     def count_events(self, events: Sequence[Envelope]) -> None:
         for event in events:

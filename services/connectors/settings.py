@@ -56,7 +56,8 @@ class ConnectorsSettings(ServiceSettings):
     batch_size: int = Field(default=500, ge=1, le=10_000)
     # Processed vendor record ids are kept this long for deduplication, then purged.
     processed_retention_days: int = Field(default=30, ge=1)
-    # Optional identity alias mapping (JSON or YAML) loaded at start: {"identities": [{"id", "aliases"}]}.
+    # The operator's alias file (JSON or YAML, {"identities": [{"id", "aliases"}]}), loaded at start into the identity
+    # graph (its links win) and announced to the reconciler; `closeloop identities load FILE` does the same by hand.
     alias_file: Path | None = Field(default=None)
 
     @field_validator("sources")

@@ -1,4 +1,4 @@
-"""PostgreSQL state of the connectors: processed records, the object state cache, identity aliases.
+"""PostgreSQL state of the connectors: processed records, the object state cache, the identity graph and catalog.
 
 One `unit()` is one transaction: record claims, state reads (row-locked) and writes, and alias links
 commit together, and only after the caller published the events (see `IngestRecords`).
@@ -13,8 +13,9 @@ from typing import Any, Protocol
 
 import asyncpg
 
-from closeloop.connector_sdk.aliases import AliasConflict, link_alias_groups
 from closeloop.connector_sdk.dedupe import claim_record_ids
+from closeloop.identity.graph import LinkConflict
+from closeloop.identity.store import link_groups, record_resources
 from connectors.model import StateEntry
 
 STATE_TABLE = "connector_state_cache"
@@ -24,7 +25,8 @@ class LedgerUnit(Protocol):
     async def load_states(self, keys: Iterable[str]) -> dict[str, StateEntry]: ...
     async def claim(self, record_keys: Iterable[str]) -> set[str]: ...
     async def save_states(self, updates: Mapping[str, StateEntry]) -> None: ...
-    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]: ...
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[LinkConflict]: ...
+    async def record_resources(self, names: Mapping[str, str | None]) -> None: ...
 
 
 class Ledger(Protocol):
@@ -79,8 +81,11 @@ class PostgresUnit:
             times,
         )
 
-    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]:
-        return await link_alias_groups(self._conn, groups, self._source)
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[LinkConflict]:
+        return await link_groups(self._conn, groups, self._source)
+
+    async def record_resources(self, names: Mapping[str, str | None]) -> None:
+        await record_resources(self._conn, [(r, n, ()) for r, n in names.items()], self._source)
 
 
 class PostgresLedger:
@@ -101,6 +106,7 @@ class InMemoryLedger:
         self.processed: set[tuple[str, str]] = set()
         self.states: dict[tuple[str, str], StateEntry] = {}
         self.aliases: dict[str, str] = {}
+        self.resources: dict[str, str | None] = {}
 
     @asynccontextmanager
     async def unit(self, source: str) -> AsyncIterator[_MemoryUnit]:
@@ -116,6 +122,7 @@ class _MemoryUnit:
         self._claimed: set[tuple[str, str]] = set()
         self._states: dict[tuple[str, str], StateEntry] = {}
         self._aliases: list[tuple[str, list[str]]] = []
+        self._resources: dict[str, str | None] = {}
 
     async def load_states(self, keys: Iterable[str]) -> dict[str, StateEntry]:
         return {k: self._ledger.states[(self._source, k)] for k in keys if (self._source, k) in self._ledger.states}
@@ -129,9 +136,12 @@ class _MemoryUnit:
         for key, entry in updates.items():
             self._states[(self._source, key)] = entry
 
-    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[AliasConflict]:
+    async def link_aliases(self, groups: list[tuple[str, list[str]]]) -> list[LinkConflict]:
         self._aliases += groups
         return []
+
+    async def record_resources(self, names: Mapping[str, str | None]) -> None:
+        self._resources.update(names)
 
     def commit(self) -> None:
         self._ledger.processed |= self._claimed
@@ -143,3 +153,6 @@ class _MemoryUnit:
             identity = next((self._ledger.aliases[n] for n in (principal, *aliases) if n in self._ledger.aliases), None)
             for name in (principal, *aliases):
                 self._ledger.aliases.setdefault(name, identity or principal)
+        for resource, display_name in self._resources.items():
+            if display_name or resource not in self._ledger.resources:
+                self._ledger.resources[resource] = display_name

@@ -12,6 +12,7 @@ import asyncpg
 from closeloop.contracts.base import utcnow
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.record import RecordTopics
+from closeloop.settings import IdentitySettings
 from provisioning.policy import Policy
 
 ACTOR = "provisioning"
@@ -58,6 +59,8 @@ class Provisioning:
     actor: str = ACTOR
     reverify_after: timedelta = timedelta(hours=1)
     clock: Callable[[], datetime] = utcnow
+    # How names resolve (default resource types, correlation rules), shared with every service.
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     def confirm_window(self, key: EntitlementKey, *, revoke: bool) -> timedelta:
         """The deadline of `key`'s executor, from the confirmation policy every service reads."""

@@ -13,6 +13,9 @@ from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatu
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
 from closeloop.contracts.ticket_interpretation import TicketInterpretation, canonical, interpret
 from closeloop.contracts.tickets import TicketEvent, TicketKind
+from closeloop.identity import Directory
+from closeloop.identity.bind import bind_ticket
+from closeloop.identity.store import directory_for
 from closeloop.record import (
     KEEP,
     Cause,
@@ -35,6 +38,12 @@ async def create_entitlement(ticket: TicketEvent, ctx: Provisioning) -> Result:
     async with record_transaction(ctx.pool, actor=ctx.actor, topics=ctx.topics, clock=ctx.clock) as tx:
         if not await tx.claim(ctx.consumer, ticket.event_id):
             return Result.duplicate()
+        bound = await bind_references(tx, ticket, ctx)
+        if isinstance(bound, str):
+            # Not claimed as the ticket's approval: a later transition tries again once the names are known
+            # (the reconciler raises UNRESOLVED_REFERENCE / AMBIGUOUS_REFERENCE meanwhile).
+            return Result.skipped(bound)
+        meaning = interpret(bound)
         # Every later transition proves the approval again (in fulfilment, fulfilled, closed complete):
         # the first delivery that proves it is acted on, the others are not a second approval.
         if not await tx.claim(ctx.consumer, meaning.approval_key):
@@ -81,8 +90,30 @@ async def create_entitlement(ticket: TicketEvent, ctx: Provisioning) -> Result:
         return Result(Outcome.APPLIED, events=len(tx.events), commands=len(tx.commands))
 
 
+async def bind_references(tx: RecordTransaction, ticket: TicketEvent, ctx: Provisioning) -> TicketEvent | str:
+    """The ticket as if it had named ids (the person's one account on the system, the catalog's resource), or
+    why it cannot be yet: a name nobody taught, an ambiguous name, or several accounts to choose from."""
+    refs, access = ticket.references, ticket.access
+    if refs is None or access is None:
+        return ticket
+    directory = await directory_for(
+        tx.conn,
+        Directory.from_settings(ctx.identity),
+        people=[refs.requested_for] if refs.requested_for else [],
+        system=access.system,
+        resources=[r for r in (refs.resource, access.resource) if r],
+    )
+    binding = bind_ticket(ticket, directory)
+    if binding.pending:
+        return "references not bound: " + "; ".join((*binding.unresolved, *binding.ambiguous))
+    if len(binding.events) > 1:
+        accounts = ", ".join(e.requested_for or "" for e in binding.events)
+        return f"the beneficiary has several accounts on {access.system} ({accounts}); name one in the ticket"
+    return binding.events[0]
+
+
 async def _resolve_key(tx: RecordTransaction, meaning: TicketInterpretation) -> EntitlementKey:
-    """The ticket's entitlement, with the beneficiary resolved through the alias table when it is one."""
+    """The ticket's entitlement, its beneficiary resolved through the identity graph when that names it otherwise."""
     principal = meaning.beneficiary.principal
     resolved = await repository.resolve_principal(tx.conn, principal) if principal else None
     key = meaning.entitlement_for(resolved) if resolved and resolved != principal else meaning.entitlement

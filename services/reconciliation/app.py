@@ -38,12 +38,14 @@ from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, Snaps
 from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter, DeadLetterPublisher, Kind
+from closeloop.identity import Directory
 from closeloop.kafka import faust_credentials
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
-from closeloop.settings import KafkaSettings
+from closeloop.settings import IdentitySettings, KafkaSettings
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
+from reconciliation.directory_feed import DirectoryFeed
 from reconciliation.input_stalled import STALL_PRINCIPAL
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
@@ -61,6 +63,7 @@ from reconciliation.join_records import (
     watch_record,
 )
 from reconciliation.ledger import AlertLedger
+from reconciliation.name_binding import NameBinding
 from reconciliation.routing import partition_for, principal_of_key, route
 from reconciliation.rules.base import RulePolicy
 from reconciliation.settings import ReconciliationSettings
@@ -186,8 +189,16 @@ class Reconciler:
         data_dir: Path,
         tickets_partitions: int | None = None,
         clock: Clock = utcnow,
+        identity: IdentitySettings | None = None,
     ) -> None:
         self.settings = settings
+        self.identity = identity or IdentitySettings()
+        # The identity graph and resource catalog, whole on every worker (see directory_feed.py for why).
+        self.directory = Directory.from_settings(self.identity)
+        self.feed = DirectoryFeed(
+            kafka, (self.identity.links_topic, self.identity.catalog_topic), self.directory, metrics
+        )
+        self._feed_task: asyncio.Task[None] | None = None
         self.kafka = kafka
         self.metrics = metrics
         self.extra = ReconcilerMetrics(metrics)
@@ -204,6 +215,7 @@ class Reconciler:
             watermarks=self.watermarks,
             hold_recheck=settings.watermark_hold_recheck,
             stall_limit=settings.input_stall_limit,
+            directory=self.directory,
         )
         self._watched_at = 0.0
         self.encoder = AlertEncoder(
@@ -262,6 +274,16 @@ class Reconciler:
         }
         self.store = FaustTables(self.tables)
         self.dead_letters = DeadLetterPublisher(FaustLetterProducer(self.app), SERVICE)
+        self.names = NameBinding(
+            self.directory,
+            self.identity,
+            announcer=self.feed.announcer,
+            join_topic=self.join_topic_name,
+            partitions=self.partitions,
+            source=f"closeloop/{SERVICE}",
+            send=self._send,
+            skip=self.metrics.skip,
+        )
         self._define_agents()
 
     # --- topology -----------------------------------------------------------------------------------------
@@ -285,6 +307,7 @@ class Reconciler:
     def _router(self, topic: str, expected: tuple[type[Envelope], ...]) -> Callable[[Any], Awaitable[None]]:
         async def agent(stream: Any) -> None:
             async for events in stream.take_events(self.settings.batch_max, within=self.settings.batch_within_s):
+                await self.feed.ready.wait()  # references bind against the whole directory, as before a restart
                 await self._guarded(self.route_batch(topic, expected, await self.continuous(topic, events)))
 
         agent.__name__ = f"route_{topic.replace('.', '_')}"
@@ -359,6 +382,11 @@ class Reconciler:
             except DecodeError as exc:
                 await self._dead_letter(DeadLetter.of_record(message, exc.reason, Kind.MALFORMED), "invalid")
                 continue
+            if isinstance(decoded, TicketEvent):
+                pending += await self.names.route_ticket(topic, message, decoded)
+                continue
+            if isinstance(decoded, GrantEvent | PrincipalStatusChanged):
+                pending += await self.names.announce(decoded)
             routed = route(decoded)
             if routed.principal is not None:
                 target = partition_for(routed.principal, self.partitions)
@@ -393,7 +421,10 @@ class Reconciler:
     async def join_batch(self, records: list[Incoming]) -> None:
         started = time.perf_counter()
         now = self.clock()
+        # Read before any input: a pending ticket parked in this batch was tried at this version or a later one.
+        tried_version = self.directory.version
         uow = UnitOfWork(self.store, self.partitions)
+        forwards: list[Awaitable[Any]] = []
         emissions = []
         self.extra.batch.observe(len(records))
         for message in records:
@@ -417,6 +448,8 @@ class Reconciler:
             if outcome.skipped:
                 self.metrics.skip(self.join_topic_name, outcome.skipped)
             emissions.extend(outcome.emissions)
+            for bound in outcome.forwards:
+                forwards.append(await self.names.forward(bound, headers))
 
         sent = []
         for emission in emissions:
@@ -432,7 +465,7 @@ class Reconciler:
                 )
             )
         # Alerts (like dead letters) are durable before the state that says they were sent.
-        await asyncio.gather(*(future for _, _, future in sent))
+        await asyncio.gather(*(future for _, _, future in sent), *forwards)
         acked = self.clock()
         for emission, record, _ in sent:
             self.ledger.add(record.event_id)
@@ -446,6 +479,7 @@ class Reconciler:
         dirty = uow.dirty_entitlements()
         for write in uow.writes():
             self.store.write(write)
+        self.names.note(dirty, tried_version)
         for state in dirty:
             self.deadlines.arm(state.key, state.next_check, partition_for(state.principal, self.partitions))
         self.extra.deadlines.set(len(self.deadlines))
@@ -482,6 +516,7 @@ class Reconciler:
     def rebuild_deadlines(self, owned: set[int]) -> None:
         dropped = self.store.drop_except(self._kept_partitions() | owned, self.partitions)
         entries = []
+        self.names.rebuild(self.store.items(ENTITLEMENTS), owned)
         for key, raw in self.store.items(ENTITLEMENTS):
             at = raw.get("next_check")
             partition = partition_for(principal_of_key(key), self.partitions)
@@ -505,6 +540,7 @@ class Reconciler:
             return
         await self._watch_inputs(owned)
         due = self.deadlines.pop_due(self.clock(), owned, timedelta(seconds=self.settings.tick_retry_s))
+        due += self.names.due(owned)
         by_partition: dict[int, list[str]] = {}
         for key, partition in due:
             by_partition.setdefault(partition, []).append(key)
@@ -557,6 +593,7 @@ class Reconciler:
             and not self.app.rebalancing
             and not self.app.in_recovery
             and self.ledger.ready.is_set()
+            and self.feed.ready.is_set()
             and not self._stop.is_set()
         )
 
@@ -565,6 +602,7 @@ class Reconciler:
 
     async def run(self) -> None:
         """Run the faust app until asked to stop; raise if faust stopped by itself (crashed)."""
+        self._feed_task = asyncio.create_task(self.feed.run(self._stop))
         await self.app.start()
         stopped = asyncio.create_task(self.app.wait_until_stopped())
         asked = asyncio.create_task(self._stop.wait())
@@ -577,5 +615,6 @@ class Reconciler:
             stopped.cancel()
             if self._ledger_task is not None:
                 self._ledger_task.cancel()
+            self._feed_task.cancel()
         if not self._stop.is_set():
             raise RuntimeError(f"faust app stopped unexpectedly: {self.app.crash_reason!r}")

@@ -15,7 +15,7 @@ from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness, add_ops_routes
 from closeloop.runtime import Runtime
-from closeloop.settings import KafkaSettings, state_dir
+from closeloop.settings import IdentitySettings, KafkaSettings, state_dir
 from reconciliation.app import SERVICE, Reconciler
 from reconciliation.settings import ReconciliationSettings
 from reconciliation.topic_meta import partition_count
@@ -25,7 +25,7 @@ log = get_logger(__name__)
 DEFAULT_RETENTION = {spec.name: spec for spec in topics.TOPICS}
 
 
-def topic_specs(settings: ReconciliationSettings) -> list[topics.TopicSpec]:
+def topic_specs(settings: ReconciliationSettings, identity: IdentitySettings) -> list[topics.TopicSpec]:
     """The topics the reconciler reads and writes, with their dead-letter topics (created when missing)."""
     specs = []
     for name, fallback in (
@@ -33,6 +33,8 @@ def topic_specs(settings: ReconciliationSettings) -> list[topics.TopicSpec]:
         (settings.grants_topic, topics.IAM_GRANTS),
         (settings.entitlements_topic, topics.ENTITLEMENTS),
         (settings.alerts_topic, topics.DRIFT_ALERTS),
+        (identity.links_topic, topics.IDENTITY_LINKS),
+        (identity.catalog_topic, topics.CATALOG_RESOURCES),
     ):
         template = DEFAULT_RETENTION[fallback]
         specs.append(topics.TopicSpec(name, retention_ms=template.retention_ms, compacted=template.compacted))
@@ -48,9 +50,13 @@ def data_dir(settings: ReconciliationSettings) -> Path:
 
 
 async def build(
-    settings: ReconciliationSettings, kafka: KafkaSettings, metrics: ServiceMetrics
+    settings: ReconciliationSettings,
+    kafka: KafkaSettings,
+    metrics: ServiceMetrics,
+    identity: IdentitySettings | None = None,
 ) -> tuple[Reconciler, Readiness]:
-    await topics.ensure_topics(kafka, topic_specs(settings))
+    identity = identity or IdentitySettings()
+    await topics.ensure_topics(kafka, topic_specs(settings, identity))
     reconciler = Reconciler(
         settings,
         kafka,
@@ -58,6 +64,7 @@ async def build(
         grants_partitions=await partition_count(kafka, settings.grants_topic),
         tickets_partitions=await partition_count(kafka, settings.tickets_topic),
         data_dir=data_dir(settings),
+        identity=identity,
     )
     readiness = Readiness()
     readiness.add("join", reconciler.ready)
@@ -66,11 +73,15 @@ async def build(
 
 @asynccontextmanager
 async def in_process(
-    settings: ReconciliationSettings, kafka: KafkaSettings, *, timeout_s: float = 60
+    settings: ReconciliationSettings,
+    kafka: KafkaSettings,
+    *,
+    identity: IdentitySettings | None = None,
+    timeout_s: float = 60,
 ) -> AsyncIterator[Reconciler]:
     """A reconciler in this event loop, ready (assigned, recovered) when the block starts, stopped after it
     (tests and benchmarks)."""
-    reconciler, _ = await build(settings, kafka, ServiceMetrics(SERVICE))
+    reconciler, _ = await build(settings, kafka, ServiceMetrics(SERVICE), identity)
     task = asyncio.create_task(reconciler.run())
     deadline = time.monotonic() + timeout_s
     while not await reconciler.ready():

@@ -87,4 +87,16 @@ CONTROLS: dict[DriftRule, Controls] = {
         "Restart or unblock the named stage (request-intake or a connector) and check its raw input's lag; "
         "held drift findings are judged as soon as the stream catches up.",
     ),
+    DriftRule.UNRESOLVED_REFERENCE: Controls(
+        (),
+        (PR_AA_05,),
+        None,
+        "Correct the name in the ticket, or teach it: load the catalog or alias file, or run a connector snapshot.",
+    ),
+    DriftRule.AMBIGUOUS_REFERENCE: Controls(
+        (),
+        (PR_AA_05,),
+        None,
+        "Name the resource by its id (or a unique alias) in the ticket; closeloop does not guess.",
+    ),
 }

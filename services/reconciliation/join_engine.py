@@ -7,7 +7,8 @@ Which entitlements an input affects:
 - a principal-level ticket or a status change: every entitlement of the principal;
 - a person-level ticket (a bare email or login): every principal on the partition with that id;
 - a completed snapshot: every entitlement of the partition it marked gone;
-- a deadline tick: the keys it names;
+- a deadline tick: the keys it names (and the tickets parked under them are bound again, if they now resolve);
+- a pending ticket (references not bound yet): the provisional key it is parked under;
 - a progress record (a stream's watermark moved): the keys whose absence findings were waiting for it;
 - a watch tick: the INPUT_STALLED findings of the tracked streams.
 """
@@ -25,6 +26,8 @@ from closeloop.contracts.identity import EntitlementKey, split_ref
 from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
+from closeloop.identity import Directory
+from closeloop.identity.bind import bind_ticket
 from reconciliation.apply_grant import apply_grant
 from reconciliation.apply_record import apply_record
 from reconciliation.apply_status import apply_credential, apply_status, index_key
@@ -33,7 +36,14 @@ from reconciliation.lifecycle import AlertChange, decide
 from reconciliation.merge_ticket import merge_ticket, put_ticket
 from reconciliation.rules import evaluate_all, next_check
 from reconciliation.rules.base import JoinView, RulePolicy, RuleResult, Trigger
-from reconciliation.state import AlertSlots, EntitlementState, PersonTickets, PrincipalState, SnapshotProgress
+from reconciliation.state import (
+    AlertSlots,
+    EntitlementState,
+    PendingTicket,
+    PersonTickets,
+    PrincipalState,
+    SnapshotProgress,
+)
 from reconciliation.store import UnitOfWork, person_slot, snapshot_slot
 from reconciliation.sweep_snapshot import sweep_entitlement
 from reconciliation.watermarks import WAITS, WatermarkBook
@@ -46,7 +56,7 @@ SETTLING_KINDS = frozenset({"event", "marker", "person"})
 class JoinInput:
     """One record of the join topic, decoded: an event, a snapshot marker copy, a person ticket, or a tick."""
 
-    kind: str  # "event" | "marker" | "person" | "tick" | "progress" | "watch"
+    kind: str  # "event" | "marker" | "person" | "tick" | "pending" | "progress" | "watch"
     partition: int
     event: Envelope | None = None
     origin_partition: int | None = None
@@ -64,6 +74,8 @@ class Outcome:
     emissions: list[Emission]
     evaluated: int
     skipped: str | None = None
+    # Tickets bound since they were parked: to be sent to their bound key's join partition.
+    forwards: tuple[TicketEvent, ...] = ()
 
 
 def new_state(key: str) -> EntitlementState:
@@ -96,6 +108,9 @@ def person_of_principal(principal: str) -> str | None:
     return ref_id.lower() if ref_type == "user" else None
 
 
+MAX_PENDING_EVENTS = 20
+
+
 class JoinEngine:
     def __init__(
         self,
@@ -107,6 +122,7 @@ class JoinEngine:
         watermarks: WatermarkBook | None = None,
         hold_recheck: timedelta = timedelta(seconds=30),
         stall_limit: timedelta = timedelta(minutes=5),
+        directory: Directory | None = None,
     ) -> None:
         self.policy = policy
         # Input watermarks; None: absence findings open without waiting for them (unit tests of single rules).
@@ -116,6 +132,8 @@ class JoinEngine:
         self.hold_recheck = hold_recheck
         # A tracked stream whose watermark lags more than this raises INPUT_STALLED.
         self.stall_limit = stall_limit
+        # The identity graph and resource catalog every ticket's references are bound against.
+        self.directory = directory or Directory()
         # Findings open only on an evaluation at least `settle` after the last input touched the key.
         self.settle = settle
         # Copies of each snapshot marker a join partition receives: one per partition of the grants topic.
@@ -133,13 +151,18 @@ class JoinEngine:
             occurred_at=event.occurred_at if event else None,
             correlation_id=event.correlation_id if event else None,
         )
+        forwards: list[TicketEvent] = []
         if item.kind == "tick":
             keys = [k for k in item.tick_keys if uow.entitlement(k) is not None]
+            for key in keys:
+                forwards += self._rebind(uow, key)
         elif item.kind == "progress" and isinstance(event, StreamProgress):
             released = self.watermarks.observe(item.partition, event, now) if self.watermarks else []
             keys = [k for k in released if uow.entitlement(k) is not None]
         elif item.kind == "watch":
             return Outcome(emissions=self.watch_inputs(uow, now), evaluated=0)
+        elif item.kind == "pending" and isinstance(event, TicketEvent):
+            keys = self._park(uow, event, now, forwards)
         elif item.kind == "marker" and isinstance(event, SnapshotMarker):
             keys = self._marker(uow, event, item.partition, item.origin_partition, now)
         elif item.kind == "person" and isinstance(event, TicketEvent):
@@ -155,7 +178,7 @@ class JoinEngine:
         else:
             return Outcome(emissions=[], evaluated=0, skipped=f"unexpected join input {item.kind}")
         emissions = [e for key in keys for e in self.evaluate(uow, key, trigger, now)]
-        return Outcome(emissions=emissions, evaluated=len(keys))
+        return Outcome(emissions=emissions, evaluated=len(keys), forwards=tuple(forwards))
 
     # --- folding inputs into state ---------------------------------------------------------------------------
 
@@ -193,6 +216,64 @@ class JoinEngine:
         uow.put_principal(state.model_copy(update={"tickets": put_ticket(state.tickets, fact, self.max_tickets)}))
         return list(state.keys)
 
+    def _park(self, uow: UnitOfWork, event: TicketEvent, now: datetime, forwards: list[TicketEvent]) -> list[str]:
+        """Keep a ticket whose references do not bind yet under its provisional key (bound late, by `_rebind`)."""
+        binding = bind_ticket(event, self.directory)
+        if not binding.pending:  # taught between the router's look and now
+            forwards += binding.events
+            return []
+        meaning = interpret(event)
+        principal = meaning.beneficiary.principal
+        key = str(meaning.entitlement) if meaning.entitlement is not None else None
+        if principal is None or key is None:
+            return []
+
+        def park(state: EntitlementState) -> EntitlementState:
+            prev = next((p for p in state.pending if p.ticket_id == event.ticket_id), None)
+            fact = merge_ticket(prev.fact if prev else None, event, principal=principal, key=key)
+            events = (*(prev.events if prev else ()), event.model_dump(mode="json"))[-MAX_PENDING_EVENTS:]
+            parked = PendingTicket(
+                ticket_id=event.ticket_id,
+                fact=fact,
+                events=events,
+                since=prev.since if prev else now,
+                unresolved=binding.unresolved,
+                ambiguous=binding.ambiguous,
+            )
+            others = tuple(p for p in state.pending if p.ticket_id != event.ticket_id)
+            return state.model_copy(update={"pending": (*others, parked)})
+
+        self._keyed(uow, key, park)
+        return [key]
+
+    def _rebind(self, uow: UnitOfWork, key: str) -> list[TicketEvent]:
+        """Bind the tickets parked under `key` that now resolve; they leave the key and go to their bound keys."""
+        state = uow.entitlement(key)
+        if state is None or not state.pending:
+            return []
+        kept: list[PendingTicket] = []
+        bound: list[TicketEvent] = []
+        for parked in state.pending:
+            bindings = [bind_ticket(TicketEvent.model_validate(e), self.directory) for e in parked.events]
+            if all(not b.pending for b in bindings):
+                bound += [e for b in bindings for e in b.events]
+                continue
+            latest = next(b for b in reversed(bindings) if b.pending)
+            kept.append(parked.model_copy(update={"unresolved": latest.unresolved, "ambiguous": latest.ambiguous}))
+        if bound or tuple(kept) != state.pending:
+            uow.put_entitlement(state.model_copy(update={"pending": tuple(kept)}))
+        return bound
+
+    def person_ids(self, principal: str) -> set[str]:
+        """The bare ids (emails, logins) by which a person-level ticket may name this principal's identity."""
+        own = person_of_principal(principal)
+        if self.directory.graph.identity_of(principal) is None:  # most principals: only their own id
+            return {own} if own is not None else set()
+        ids = set(self.directory.person_ids(principal))
+        if own is not None:
+            ids.add(own)
+        return ids
+
     def _person_ticket(self, uow: UnitOfWork, event: TicketEvent, partition: int) -> list[str]:
         person = interpret(event).beneficiary.person
         if person is None:
@@ -206,7 +287,7 @@ class JoinEngine:
         )
         keys: list[str] = []
         for name in uow.principal_names(partition):
-            if person_of_principal(name) == person:
+            if person in self.person_ids(name):
                 principal = uow.principal(name)
                 keys += list(principal.keys) if principal else []
         return keys
@@ -269,13 +350,18 @@ class JoinEngine:
             for k in (principal.resource_keys(state.resource) if principal else ())
             if k != key and (s := uow.entitlement(k)) is not None
         )
-        person = person_of_principal(state.principal)
-        held = uow.person(person_slot(person, uow.partition_of(state.principal))) if person else None
+        partition = uow.partition_of(state.principal)
+        person_tickets = tuple(
+            t
+            for person in sorted(self.person_ids(state.principal))
+            if (held := uow.person(person_slot(person, partition))) is not None
+            for t in held.tickets
+        )
         return JoinView(
             state=state,
             principal=principal,
             siblings=siblings,
-            person_tickets=held.tickets if held else (),
+            person_tickets=person_tickets,
             trigger=trigger,
         )
 

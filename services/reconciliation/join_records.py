@@ -20,7 +20,7 @@ ORIGIN_TOPIC = "cl_origin_topic"
 ORIGIN_PARTITION = "cl_origin_partition"
 ORIGIN_OFFSET = "cl_origin_offset"
 ORIGIN_KEY = "cl_origin_key"  # the input's own key (the join topic is keyed by principal): a dead letter keeps it
-KINDS = ("event", "marker", "person", "tick", "progress", "watch")
+KINDS = ("event", "marker", "person", "tick", "progress", "watch", "pending")
 
 Headers = list[tuple[str, bytes]]
 

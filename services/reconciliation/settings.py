@@ -147,6 +147,9 @@ class ReconciliationSettings(ServiceSettings):
     expiry_required_for_nhi: bool = Field(default=False)
     # NO_OWNER applies to non-human identities only (`nhi`) or to every entitlement (`all`).
     owner_required_for: str = Field(default="nhi", pattern="^(nhi|all)$")
+    # A ticket naming a person or resource nobody has taught closeloop waits this long to be bound (by a
+    # connector event, a snapshot or an operator alias) before UNRESOLVED_REFERENCE fires.
+    unresolved_reference_window: timedelta = Field(default=timedelta(hours=1))
 
     # --- OCSF ---
     # Pinned OCSF schema version of the emitted Detection Findings.
@@ -193,6 +196,7 @@ class ReconciliationSettings(ServiceSettings):
         "join_settle",
         "itsm_delivery_allowance",
         "iam_delivery_allowance",
+        "unresolved_reference_window",
     )
     @classmethod
     def _not_negative(cls, value: timedelta) -> timedelta:

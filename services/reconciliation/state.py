@@ -216,12 +216,27 @@ class RecordFact(StateModel):
         return self.status in (EntitlementStatus.ACTIVE, EntitlementStatus.PENDING) and bool(self.ticket_numbers)
 
 
+class PendingTicket(StateModel):
+    """A ticket whose references are not bound yet (unknown or ambiguous names), parked under its provisional key.
+
+    `events` are the ticket's transitions as received (JSON), replayed onto the bound key once the names resolve.
+    """
+
+    ticket_id: str
+    fact: TicketFact
+    events: tuple[dict[str, Any], ...]
+    since: datetime
+    unresolved: tuple[str, ...] = ()
+    ambiguous: tuple[str, ...] = ()
+
+
 class EntitlementState(StateModel):
     key: str
     principal: str
     resource: str
     privilege: str
     tickets: tuple[TicketFact, ...] = ()
+    pending: tuple[PendingTicket, ...] = ()
     grant: GrantFact | None = None
     record: RecordFact | None = None
     next_check: datetime | None = None

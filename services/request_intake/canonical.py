@@ -1,7 +1,8 @@
 """Canonical names: systems, principals, resources, kinds, per the closeloop key rules.
 
-- `access_resource` is written canonical (`okta:group:00g1engadmins`) or as `<type>:<id>`, which is
-  prefixed with `access_system`.
+- `access_resource` is written canonical (`okta:group:00g1engadmins`), as `<type>:<id>` (prefixed with
+  `access_system`), or as people name it (`Engineering Admins`, `acme/payments`): such a name becomes a provisional
+  `<system>:<default type>:<name>` and the ticket keeps it as written for late binding (closeloop.identity).
 - `requested_for` is canonical when it already has the `<system>:<type>:<id>` form, otherwise it becomes
   `<access_system>:user:<value>`.
 - AWS ARNs are recognised wherever a reference is expected (`arn:aws:iam::1:role/x` -> `aws:role:<arn>`).
@@ -14,6 +15,8 @@ import re
 
 from closeloop.contracts.identity import IdentityKind, canonical_ref, split_ref
 from closeloop.contracts.tickets import TicketKind
+from closeloop.identity.names import typed_parts
+from closeloop.settings import DEFAULT_RESOURCE_TYPES
 from request_intake.mapping import CommonMapping, fold
 
 _SYSTEM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -109,11 +112,17 @@ def canonical_resource(raw: str, system: str | None, common: CommonMapping) -> t
         else:
             if system is None:
                 raise NamingError("is not canonical (<system>:<type>:<id>) and no access_system is given")
-            ref_type, sep, ref_id = value.partition(":")
-            if not sep or not ref_type.strip() or not ref_id.strip():
-                raise NamingError("must be <system>:<type>:<id> or <type>:<id>")
+            typed = typed_parts(value)
             resource_system = system
-            ref = canonical_ref(system, ref_type, ref_id)
+            if typed is not None:
+                ref = canonical_ref(system, *typed)
+            else:
+                # A name as people write it (a group's display name, `acme/payments`): kept as written in the
+                # ticket's references and bound late by the catalog; this provisional id uses the default type.
+                try:
+                    ref = canonical_ref(system, DEFAULT_RESOURCE_TYPES.get(system, "resource"), value)
+                except ValueError as exc:
+                    raise NamingError(str(exc)) from exc
     if system is not None and resource_system != system:
         raise NamingError(f"belongs to system {resource_system!r} but access_system is {system!r}")
     return resource_system, ref

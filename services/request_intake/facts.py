@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from closeloop.contracts.codec import describe_validation_error
 from closeloop.contracts.identity import EntitlementKey
-from closeloop.contracts.tickets import Approval, RequestedAccess, TicketKind
+from closeloop.contracts.tickets import Approval, RequestedAccess, TicketKind, TicketReferences
 from request_intake.canonical import (
     canonical_principal,
     canonical_resource,
@@ -195,8 +195,15 @@ def map_facts(
     if requested_until is None and kind is TicketKind.EXCEPTION:
         # A break-glass window's end is when the exception's access must be gone.
         requested_until = window_end
+    references = None
+    if requested_for_field is not None or resource_field is not None:
+        references = TicketReferences(
+            requested_for=requested_for_field[1].strip() if requested_for_field else None,
+            resource=resource_field[1].strip() if resource_field else None,
+        )
     return TicketFacts(
         kind=kind,
+        references=references,
         requested_for=requested_for,
         requested_for_kind=identity_kind,
         access=access,

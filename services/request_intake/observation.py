@@ -16,7 +16,14 @@ from pydantic import ValidationError
 
 from closeloop.contracts.codec import describe_validation_error
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-from closeloop.contracts.tickets import Approval, RequestedAccess, TicketEvent, TicketKind, TicketTransition
+from closeloop.contracts.tickets import (
+    Approval,
+    RequestedAccess,
+    TicketEvent,
+    TicketKind,
+    TicketReferences,
+    TicketTransition,
+)
 from request_intake.problems import Unmappable
 
 # Statuses after which the ticket is finished; leaving one of them is a reopening.
@@ -60,6 +67,7 @@ class TicketFacts:
     window_start: datetime | None = None
     window_end: datetime | None = None
     requested_by: str | None = None
+    references: TicketReferences | None = None
     origins: dict[str, str] = field(default_factory=dict)
 
 
@@ -119,6 +127,7 @@ def build_draft(facts: TicketFacts, origins_extra: dict[str, str] | None = None,
         "window_start": facts.window_start,
         "window_end": facts.window_end,
         "requested_by": facts.requested_by,
+        "references": facts.references,
         **envelope,
     }
     fields.setdefault("correlation_id", fields.get("event_id"))

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,13 +18,14 @@ from rich.console import Console
 
 from closeloop import topics
 from closeloop.contracts.alerts import DriftRule
+from closeloop.contracts.identity import EntitlementKey
 from closeloop.settings import KafkaSettings
 from closeloop.topics import TopicSpec, dlq, ensure_topics
 from closeloop_demo import payloads as vendor
 from closeloop_demo.config import DEMO_SERVICE_ENV, DemoConfig
 from closeloop_demo.processes import PORT_VARIABLES, ServiceProcesses, service_specs
 from closeloop_demo.senders import DeliveryRefused, Senders
-from closeloop_demo.stories import Stories
+from closeloop_demo.stories import Stories, record_status
 from closeloop_demo.watch import TopicWatcher
 from tests.support.infra import Infra
 
@@ -172,3 +174,34 @@ async def test_forged_webhook_is_refused_and_publishes_nothing(system: System) -
         with pytest.raises(DeliveryRefused, match="401"):
             await Senders(session, forged).servicenow(record)
     assert not [r for r in system.watcher.observed.records if "eve@example.com" in json.dumps(r)]
+
+
+async def test_a_ticket_naming_people_and_groups_as_people_do_joins_the_grant(system: System, stories: Stories) -> None:
+    """A ServiceNow item names the Okta group by its display name and the person by email (as typed, mixed case).
+    The group is unknown when the item is approved; the Okta event that grants it teaches the name, the ticket
+    binds late, provisioning records the entitlement on the group's id at the next transition: no drift at all."""
+    run = stories.run
+    login, user_id = stories.person("gina")
+    group_id, group_name = f"00gpay{run}", f"Payroll Admins {run}"
+    key = EntitlementKey(principal=f"okta:user:{login}", resource=f"okta:group:{group_id}", privilege="member")
+    sys_id, number = vendor.new_sys_id(), f"RITM9{run}"
+
+    def named(item: dict[str, Any]) -> dict[str, Any]:
+        item["variables"].update({"access_resource": group_name, "requested_for": login.title()})
+        return item
+
+    await stories.send.servicenow(named(stories.approved_item(number, sys_id, login, group_id, duration="P7D")))
+    await stories.send.okta(
+        vendor.okta_hook([vendor.okta_group_membership("add", login, user_id, group_id, group_name)])
+    )
+    await stories.send.servicenow(named(stories.closed_item(number, sys_id, login, group_id, duration="P7D")))
+    assert await system.watcher.wait_for(record_status(key, "active"), timeout_s=60), "no active record on the id"
+    unrelated = await stories.unticketed_admin()  # the reconciler has judged the grant well past its grace by then
+    assert await system.watcher.wait_for(unrelated[0].met, timeout_s=60)
+    records = [r for r in system.watcher.observed.records if r["key"]["resource"] == key.resource]
+    assert records[-1]["tickets"][0]["ticket_number"] == number
+    assert not [
+        a
+        for a in system.watcher.observed.alerts
+        if group_id in a.entitlement_key or (run in a.entitlement_key and "Payroll" in a.entitlement_key)
+    ]

@@ -10,15 +10,6 @@ The contract is documented in `docs/connector-contract.md` and in the committed 
 (`closeloop/contracts/jsonschema/iam.grant.changed.v1.schema.json`).
 """
 
-from closeloop.connector_sdk.aliases import (
-    AliasConflict,
-    aliases_of,
-    link_alias_groups,
-    link_aliases,
-    load_alias_config,
-    parse_alias_config,
-    resolve_identity,
-)
 from closeloop.connector_sdk.dedupe import InMemoryDedupe, PostgresDedupe, claim_record_ids
 from closeloop.connector_sdk.events import (
     build_grant,
@@ -29,25 +20,25 @@ from closeloop.connector_sdk.events import (
 )
 from closeloop.connector_sdk.publisher import GrantPublisher
 from closeloop.connector_sdk.snapshot import LiveEntitlement, SnapshotResult, publish_snapshot
+from closeloop.identity.graph import LinkConflict
+from closeloop.identity.store import identity_of, link_groups, linked_names, parse_alias_file
 
 __all__ = [
-    "AliasConflict",
     "GrantPublisher",
     "InMemoryDedupe",
+    "LinkConflict",
     "LiveEntitlement",
     "PostgresDedupe",
     "SnapshotResult",
-    "aliases_of",
     "build_grant",
     "build_principal_status",
     "claim_record_ids",
     "correlation_for",
     "deterministic_event_id",
-    "link_alias_groups",
-    "link_aliases",
-    "load_alias_config",
-    "parse_alias_config",
+    "identity_of",
+    "link_groups",
+    "linked_names",
+    "parse_alias_file",
     "publish_snapshot",
     "record_key",
-    "resolve_identity",
 ]

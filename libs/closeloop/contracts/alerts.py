@@ -30,6 +30,8 @@ class DriftRule(StrEnum):
     STALE_CREDENTIAL = "STALE_CREDENTIAL"
     FULFILMENT_MISSING = "FULFILMENT_MISSING"
     UNREVIEWED_AUTOMATED_CHANGE = "UNREVIEWED_AUTOMATED_CHANGE"
+    UNRESOLVED_REFERENCE = "UNRESOLVED_REFERENCE"
+    AMBIGUOUS_REFERENCE = "AMBIGUOUS_REFERENCE"
     # Operational: an input stream's watermark stopped advancing, so absence rules waiting on it are held.
     INPUT_STALLED = "INPUT_STALLED"
 
@@ -59,6 +61,8 @@ DEFAULT_SEVERITY: dict[DriftRule, Severity] = {
     DriftRule.STALE_CREDENTIAL: Severity.MEDIUM,
     DriftRule.FULFILMENT_MISSING: Severity.LOW,
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: Severity.HIGH,
+    DriftRule.UNRESOLVED_REFERENCE: Severity.MEDIUM,
+    DriftRule.AMBIGUOUS_REFERENCE: Severity.MEDIUM,
     # High: no access changed, but while an input is stalled every absence rule waiting on it is silent, so
     # drift (an unticketed grant, a revoke that never happened) goes undetected until someone restarts it.
     DriftRule.INPUT_STALLED: Severity.HIGH,
@@ -110,6 +114,8 @@ RULE_TITLES: dict[DriftRule, str] = {
     DriftRule.STALE_CREDENTIAL: "Non-human credential older than rotation policy",
     DriftRule.FULFILMENT_MISSING: "Ticket fulfilled but no grant appeared",
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: "Automated identity change without human-approved ticket",
+    DriftRule.UNRESOLVED_REFERENCE: "Ticket names a person or resource no system has taught closeloop",
+    DriftRule.AMBIGUOUS_REFERENCE: "Ticket names a person or resource ambiguously",
     DriftRule.INPUT_STALLED: "Input stream stalled; absence rules held",
 }
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.commands import ProvisioningCommand
+from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.progress import StreamProgress
@@ -33,6 +34,8 @@ EVENT_TYPES: dict[str, type[Envelope]] = {
         EntitlementEvent,
         ProvisioningCommand,
         StreamProgress,
+        IdentityLinked,
+        ResourceCatalogued,
     )
 }
 
@@ -101,6 +104,8 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def kafka_key(event: Envelope) -> bytes | None:
+    if isinstance(event, IdentityLinked | ResourceCatalogued):
+        return event.record_key()
     key = getattr(event, "key", None)
     if key is not None:
         return str(key).encode()

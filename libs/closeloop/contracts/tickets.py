@@ -50,8 +50,30 @@ class RequestedAccess(StrictModel):
     system: str = Field(
         min_length=1, max_length=50, description="Target IAM system (okta, entra, aws, github, k8s, vault, ...)."
     )
-    resource: str = Field(min_length=5, max_length=800, description="Canonical resource `<system>:<type>:<id>`.")
+    resource: str = Field(
+        min_length=5,
+        max_length=800,
+        description="Canonical resource `<system>:<type>:<id>`; provisional `<system>:<default type>:<name>` when the "
+        "ticket named it (see `references`).",
+    )
     privilege: str = Field(min_length=1, max_length=300, description="Requested privilege, e.g. `member`, `read`.")
+
+
+class TicketReferences(StrictModel):
+    """What the ticket named, exactly as written, for resolution against the identity graph and the catalog.
+
+    `requested_for`, `access` and `entitlement` hold intake's canonical reading; when the ticket named a person by
+    email or a resource by its display name, that reading is provisional and consumers bind the references here.
+    """
+
+    requested_for: str | None = Field(
+        default=None, max_length=600, description="The beneficiary as written (email, login, canonical reference)."
+    )
+    resource: str | None = Field(
+        default=None,
+        max_length=800,
+        description="The resource as written (display name, `org/repo`, `<type>:<name>`, canonical id, ARN).",
+    )
 
 
 class TicketEvent(Envelope):
@@ -94,6 +116,10 @@ class TicketEvent(Envelope):
     )
     access: RequestedAccess | None = Field(
         default=None, description="Requested scope, when the ticket is about access."
+    )
+    references: TicketReferences | None = Field(
+        default=None,
+        description="The beneficiary and resource as the ticket wrote them, bound late to canonical keys.",
     )
     entitlement: EntitlementKey | None = Field(
         default=None,

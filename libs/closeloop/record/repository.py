@@ -17,6 +17,7 @@ import asyncpg
 
 from closeloop.contracts.entitlements import EntitlementStatus, TicketRef
 from closeloop.contracts.identity import EntitlementKey
+from closeloop.identity.store import linked_accounts, linked_names
 from closeloop.record.models import (
     LIVE_STATUSES,
     EntitlementRecord,
@@ -240,17 +241,22 @@ async def load_identity(conn: asyncpg.Connection, principal: str, *, for_update:
     row = await conn.fetchrow(sql, principal)
     if row is None:
         return None
-    aliases = await conn.fetch("SELECT alias FROM principal_aliases WHERE principal = $1", principal)
-    return identity_from_row(row, [a["alias"] for a in aliases])
+    aliases = await linked_names(conn, [principal])
+    return identity_from_row(row, [a for a in aliases if a != principal])
 
 
 async def resolve_principal(conn: asyncpg.Connection, name: str) -> str | None:
-    """The canonical principal behind `name`: itself if it is a known identity, else the alias target."""
+    """The canonical principal behind `name`: itself if it is a known identity, else the one identity of the
+    record its name is linked to in the identity graph on the same system (None when none or several)."""
     found = await conn.fetchval("SELECT principal FROM identities WHERE principal = $1", name)
     if found:
         return str(found)
-    found = await conn.fetchval("SELECT principal FROM principal_aliases WHERE alias = $1", name)
-    return str(found) if found else None
+    system = name.split(":", 1)[0] if name.count(":") >= 2 else None
+    rows = await conn.fetch(
+        "SELECT principal FROM identities WHERE principal = ANY($1::text[]) ORDER BY principal",
+        [n for n in await linked_names(conn, [name]) if system is None or n.startswith(f"{system}:")],
+    )
+    return str(rows[0]["principal"]) if len(rows) == 1 else None
 
 
 async def recertifications_for(conn: asyncpg.Connection, key: EntitlementKey | str) -> list[RecertificationEvidence]:
@@ -280,8 +286,5 @@ async def load_observed(conn: asyncpg.Connection, key: EntitlementKey | str) -> 
 
 
 async def principals_for_alias(conn: asyncpg.Connection, names: Iterable[str]) -> list[str]:
-    """Canonical principals that any of `names` is an alias of."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT principal FROM principal_aliases WHERE alias = ANY($1::text[])", sorted(set(names))
-    )
-    return [r["principal"] for r in rows]
+    """Every account, in every system, of the identities any of `names` (emails, logins, accounts) belongs to."""
+    return await linked_accounts(conn, names)

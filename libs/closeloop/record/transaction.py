@@ -38,6 +38,7 @@ from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent
 from closeloop.contracts.grants import PrincipalStatus
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
+from closeloop.identity.store import link_groups
 from closeloop.outbox import CHANNEL
 from closeloop.record import repository
 from closeloop.record.audit import AuditEntry, AuditRow, append_entries
@@ -353,12 +354,8 @@ class RecordTransaction:
             updated.updated_at,
         )
         if new_aliases:
-            # An alias points at one identity; a later sighting under another principal moves it.
-            await self.conn.executemany(
-                "INSERT INTO principal_aliases (alias, principal, source) VALUES ($1, $2, $3)"
-                " ON CONFLICT (alias) DO UPDATE SET principal = EXCLUDED.principal",
-                [(a, principal, updated.source_system) for a in new_aliases],
-            )
+            # One identity graph for every service: names seen together never merge two known identities.
+            await link_groups(self.conn, [(principal, new_aliases)], updated.source_system or "record")
         self.audit(
             entity_type="identity",
             entity_key=principal,

@@ -124,7 +124,7 @@ async def complete_trigger(conn: asyncpg.Connection, trigger_id: int, now: datet
 
 
 async def expand_identities(conn: asyncpg.Connection, principals: Iterable[str], names: Iterable[str]) -> list[str]:
-    """Other names of these identities from the record's alias table, in both directions."""
+    """Other names of these identities from the identity graph (every account linked to any of them)."""
     principals, names = set(principals), set(names)
     found = set(await repository.principals_for_alias(conn, principals | names))
     for principal in sorted(principals | found):

@@ -15,6 +15,7 @@ from reconciliation.rules.inactive_principal import grant_to_inactive_principal
 from reconciliation.rules.no_expiry import no_expiry
 from reconciliation.rules.ownership import no_owner
 from reconciliation.rules.recertification import recert_overdue
+from reconciliation.rules.references import ambiguous_reference, unresolved_reference
 from reconciliation.rules.revoke_unconfirmed import revoke_unconfirmed
 from reconciliation.rules.scope import scope_exceeds_approval
 from reconciliation.rules.stale_credential import stale_credential
@@ -36,6 +37,8 @@ RULES: dict[DriftRule, Rule] = {
     DriftRule.STALE_CREDENTIAL: stale_credential,
     DriftRule.FULFILMENT_MISSING: fulfilment_missing,
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: unreviewed_automated_change,
+    DriftRule.UNRESOLVED_REFERENCE: unresolved_reference,
+    DriftRule.AMBIGUOUS_REFERENCE: ambiguous_reference,
 }
 
 

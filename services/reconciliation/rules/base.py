@@ -42,6 +42,7 @@ class RulePolicy:
     expiry_required_privileges: tuple[str, ...] = ()
     expiry_required_for_nhi: bool = False
     owner_required_for: str = "nhi"
+    unresolved_reference_window: timedelta = timedelta(hours=1)
 
     @classmethod
     def from_settings(cls, settings: Any) -> RulePolicy:

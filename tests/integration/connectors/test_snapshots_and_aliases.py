@@ -11,7 +11,7 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from closeloop import kafka
-from closeloop.connector_sdk import GrantPublisher, LiveEntitlement, publish_snapshot, resolve_identity
+from closeloop.connector_sdk import GrantPublisher, LiveEntitlement, identity_of, publish_snapshot
 from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import decode
 from closeloop.contracts.grants import GrantEvent, SnapshotMarker, SnapshotPhase
@@ -114,10 +114,10 @@ async def test_aliases_from_events_and_from_config(
         assert (await svc.post("okta", json.dumps(record).encode())).status == 200
         await svc.events(tag, 1)
         pool = svc.service.ingestion.pool
-        identity = await resolve_identity(pool, f"okta:user:00u{tag}")
+        identity = await identity_of(pool, f"okta:user:00u{tag}")
         assert identity == f"user-{tag}@acme.example"
-        assert await resolve_identity(pool, f"okta:user:user-{tag}@acme.example") == identity
-        assert await resolve_identity(pool, f"email:user-{tag}@acme.example") == identity
+        assert await identity_of(pool, f"okta:user:user-{tag}@acme.example") == identity
+        assert await identity_of(pool, f"email:user-{tag}@acme.example") == identity
 
         config = tmp_path / "aliases.yaml"
         config.write_text(
@@ -125,11 +125,11 @@ async def test_aliases_from_events_and_from_config(
             f"      - aws:user:arn:aws:iam::111122223333:user/u-{tag}\n"
         )
         assert await load_aliases(pool, config) == 3  # the email itself and the two configured names
-        assert await resolve_identity(pool, f"github:user:gh-{tag}") == identity
+        assert await identity_of(pool, f"github:user:gh-{tag}") == identity
         origin = await owner_pool.fetchval(
-            "SELECT origin FROM identity_aliases WHERE alias = $1", f"github:user:gh-{tag}"
+            "SELECT origin FROM identity_links WHERE name = $1", f"github:user:gh-{tag}"
         )
-        assert origin == "config"
+        assert origin == "operator"
         code, output = await run_cli(svc, "aliases", "resolve", f"aws:user:arn:aws:iam::111122223333:user/u-{tag}")
         assert code == 0, output
         assert identity in output

@@ -12,6 +12,8 @@ import pytest
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementStatus, RevocationTrigger, TicketRef
 from closeloop.contracts.grants import PrincipalStatus, PrincipalStatusChanged
 from closeloop.contracts.identity import IdentityKind
+from closeloop.contracts.tickets import TicketKind, TicketTransition
+from closeloop.identity.store import link_groups
 from closeloop.record import Cause, record_transaction, repository
 from expiry.apply_triggers import end_project, offboard_principal
 from expiry.clock import FakeClock
@@ -21,7 +23,7 @@ from expiry.record_recertification_decision import DecisionOutcome, record_recer
 from expiry.revoke_offboarded_principal import record_offboarding
 from expiry.settings import ExpirySettings
 from expiry.sweeper import Sweeper, drain
-from expiry.triggers import EndProject, RecertificationDecision, from_principal_status
+from expiry.triggers import EndProject, OffboardPrincipal, RecertificationDecision, from_principal_status, from_ticket
 from tests.integration.expiry.helpers import (
     bulk_seed,
     changes,
@@ -34,6 +36,7 @@ from tests.integration.expiry.helpers import (
     seed,
     unique_topics,
 )
+from tests.unit.reconciliation.scenarios import ticket as ticket_event
 
 pytestmark = pytest.mark.integration
 
@@ -232,3 +235,62 @@ async def test_two_workers_split_the_due_rows_and_revoke_each_once(
     sent = await commands(pool, topics)
     assert len(sent) == 600
     assert len({c.key for c in sent}) == 600
+
+
+async def test_offboarding_reaches_every_account_the_identity_graph_links(pool: asyncpg.Pool) -> None:
+    """Deactivated in Okta: the person's AWS user and Vault user (linked to their email by connector records)
+    are revoked too; nothing else is."""
+    clock, topics = FakeClock(T0), unique_topics()
+    ctx = context(pool, clock, topics)
+    tag = fresh_key().principal.rsplit(":", 1)[-1].split("@")[0][-8:]
+    dora = f"okta:user:dora.{tag}@example.com"
+    linked_accounts = [f"aws:user:arn:aws:iam::123456789012:user/dora-{tag}", f"vault:user:dora-{tag}"]
+    async with pool.acquire() as conn, conn.transaction():
+        for account in (dora, *linked_accounts):
+            await link_groups(conn, [(account, [f"email:dora.{tag}@example.com"])], account.split(":", 1)[0])
+    held = [
+        key_for(dora),
+        key_for(linked_accounts[0], "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess", "attached"),
+        key_for(linked_accounts[1], f"vault:policy:payments-{tag}", "attached"),
+    ]
+    bystander = key_for(f"vault:user:dorothy-{tag}", f"vault:policy:payments-{tag}", "attached")
+    for key in (*held, bystander):
+        await seed(pool, key, clock, topics, expires_at=T0 + timedelta(days=30))
+    trigger = from_principal_status(deactivated(dora, f"evt-dora-{tag}"), ExpirySettings().offboarded_statuses)
+    result = await offboard_principal(ctx, trigger)  # type: ignore[arg-type]
+    assert result.revoked == 3
+    assert sorted(str(c.key) for c in await commands(pool, topics)) == sorted(str(k) for k in held)
+    assert (await record_of(pool, bystander)).status is EntitlementStatus.ACTIVE
+
+
+async def test_an_offboarding_ticket_naming_only_an_email_reaches_every_linked_account(pool: asyncpg.Pool) -> None:
+    """The ticket says `erin@example.com` and nothing else: her AWS and Vault users (linked to the email by
+    connector records) are revoked, in every system, and nobody else's."""
+    clock, topics = FakeClock(T0), unique_topics()
+    ctx = context(pool, clock, topics)
+    tag = fresh_key().principal.rsplit(":", 1)[-1].split("@")[0][-8:]
+    email = f"erin.{tag}@example.com"
+    held = [
+        key_for(
+            f"aws:user:arn:aws:iam::123456789012:user/erin-{tag}",
+            "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess",
+            "attached",
+        ),
+        key_for(f"vault:user:erin-v-{tag}", f"vault:policy:payments-{tag}", "attached"),
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        for key in held:
+            await link_groups(conn, [(key.principal, [f"email:{email}"])], key.system)
+    bystander = key_for(f"vault:user:erwin-{tag}", f"vault:policy:payments-{tag}", "attached")
+    for key in (*held, bystander):
+        await seed(pool, key, clock, topics, expires_at=T0 + timedelta(days=30))
+    offboarding = ticket_event(
+        None, TicketTransition.CLOSED_COMPLETE, T0, ticket_id=f"off-{tag}", kind=TicketKind.OFFBOARDING,
+        requested_for=email,
+    )  # fmt: skip
+    trigger = from_ticket(offboarding)
+    assert isinstance(trigger, OffboardPrincipal)
+    result = await offboard_principal(ctx, trigger)
+    assert result.revoked == 2
+    assert sorted(str(c.key) for c in await commands(pool, topics)) == sorted(str(k) for k in held)
+    assert (await record_of(pool, bystander)).status is EntitlementStatus.ACTIVE

@@ -1,5 +1,5 @@
-"""Each service's database role holds exactly what its service does (migration 0343), none may write the
-audit tables, and the roles that change the record append audit rows through audit_append."""
+"""Each service's database role holds exactly what its service does (migrations 0343 and 0443), none may write
+the audit tables, and the roles that change the record append audit rows through audit_append."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ RECORD = {
     "processed_events": {"SELECT", "INSERT"},
     "outbox": {"SELECT", "INSERT", "DELETE"},
     "identities": {"SELECT", "INSERT", "UPDATE"},
-    "principal_aliases": {"SELECT", "INSERT", "UPDATE"},
+    # The identity graph a record's identities link into (0443), and the catalog provisioning binds names with.
+    "identity_links": {"SELECT", "INSERT", "UPDATE"},
+    "identity_link_conflicts": {"SELECT", "INSERT", "UPDATE"},
+    "catalog_resources": {"SELECT"},
     "entitlements": {"SELECT", "INSERT", "UPDATE"},
     "observed_grants": {"SELECT", "INSERT", "UPDATE"},
     "entitlement_exceptions": {"SELECT", "INSERT"},
@@ -48,7 +51,10 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "connectors": {
         "connector_processed_records": {"SELECT", "INSERT", "DELETE"},
         "connector_state_cache": {"SELECT", "INSERT", "UPDATE", "DELETE"},
-        "identity_aliases": {"SELECT", "INSERT", "UPDATE", "DELETE"},
+        # The connectors feed the identity graph and the resource catalog (0443).
+        "identity_links": {"SELECT", "INSERT", "UPDATE"},
+        "identity_link_conflicts": {"SELECT", "INSERT", "UPDATE"},
+        "catalog_resources": {"SELECT", "INSERT", "UPDATE"},
     },
     "provisioning": {**RECORD, "command_executions": {"SELECT", "INSERT", "UPDATE"}},
     "expiry": {**RECORD, **{t: {"SELECT", "INSERT", "UPDATE"} for t in EXPIRY_TABLES}},

@@ -1,8 +1,8 @@
 """Provisioning integration tests run against a fresh PostgreSQL schema per test.
 
-The schema gets the foundation and the provisioning migrations (0001, 0010-0019) from the same files
-production uses, so each test sees an empty record and a chain that starts at seq 1, and tampering with
-the audit log in one test cannot break anyone else's chain.
+The schema gets what the record needs (`record_migrations`: the foundation, the record, the audit function
+and the identity graph) from the same files production uses, so each test sees an empty record and a chain
+that starts at seq 1, and tampering with the audit log in one test cannot break anyone else's chain.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from closeloop.contracts.commands import CommandAction, ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementChange, EntitlementEvent, EntitlementStatus, RevocationTrigger
 from closeloop.contracts.grants import GrantAction, PrincipalStatus, PrincipalStatusChanged
 from closeloop.contracts.identity import EntitlementKey, IdentityKind
-from closeloop.contracts.tickets import TicketKind, TicketTransition
+from closeloop.contracts.tickets import TicketKind, TicketReferences, TicketTransition
+from closeloop.identity.store import link_groups, record_resources
 from closeloop.record import Cause, EntitlementRecord, RecordTopics, record_transaction, repository, verify_chain
 from closeloop.record.audit import history
 from provisioning.activate_entitlement import activate_entitlement
@@ -305,3 +306,29 @@ async def test_every_change_is_in_the_chain(ctx: Provisioning) -> None:
         actions = [row.action for row in await history(conn, str(key()))]
     assert report.ok
     assert actions == ["requested", "grant_issued", "activated", "revoke_requested", "revoke_issued", "revoked"]
+
+
+async def test_a_ticket_naming_a_person_by_email_and_a_repo_by_name_targets_the_linked_account(
+    ctx: Provisioning,
+) -> None:
+    """The grant command goes to the person's GitHub account the identity graph links to the email, on the
+    catalog's repository; until the names are known, nothing is provisioned and the approval is not spent."""
+    canonical = key("github:user:dana-gh", "github:repo:acme/ledger", "write")
+    provisional = key("github:user:dana@example.com", "github:repo:acme/ledger", "write")
+    named = ticket(provisional, occurred_at=NOW, ticket_id="sys-named").model_copy(
+        update={"references": TicketReferences(requested_for="dana@example.com", resource="acme/ledger")}
+    )
+    waiting = await create_entitlement(named, ctx)
+    assert waiting.outcome is Outcome.SKIPPED
+    assert "dana@example.com" in (waiting.why or "")
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await link_groups(conn, [("github:user:dana-gh", ["email:dana@example.com"])], "github")
+        await record_resources(conn, [("github:repo:acme/ledger", None, ())], "github")
+    later = named.model_copy(update={"event_id": "evt-named-fulfilled", "transition": TicketTransition.FULFILLED})
+    assert (await create_entitlement(later, ctx)).outcome is Outcome.APPLIED
+    record = await load(ctx, canonical)
+    assert record.status is S.PENDING
+    (command,) = await issued(ctx)
+    assert command.key == canonical
+    async with ctx.pool.acquire() as conn:
+        assert await repository.load(conn, provisional) is None

@@ -25,12 +25,12 @@ from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import SnapshotMarker
 from closeloop.kafka import producer
 from closeloop.progress_beacon import ProgressBeacon
-from closeloop.settings import KafkaSettings
+from closeloop.settings import IdentitySettings, KafkaSettings
 from reconciliation.app import Reconciler
 from reconciliation.bootstrap import in_process as running_reconciler
 from reconciliation.settings import ReconciliationSettings
 from tests.support.kafka_helpers import read_topic, unique
-from tests.unit.reconciliation.scenarios import GRACE, GRANTS, RECORDS, TICKETS
+from tests.unit.reconciliation.scenarios import CATALOG, GRACE, GRANTS, LINKS, RECORDS, TICKETS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 PROGRESS_INTERVAL_S = 0.2
@@ -46,6 +46,7 @@ POLICY_ENV = {
     "session_timeout_s": 6.0,
     "expiry_required_resources": ("okta:adminrole:*",),
     "itsm_delivery_allowance": timedelta(0),
+    "unresolved_reference_window": GRACE,
 }
 
 
@@ -64,9 +65,19 @@ def reconciler_settings(tmp: Path, **overrides: Any) -> ReconciliationSettings:
     return ReconciliationSettings(**values)
 
 
+def identity_for(settings: ReconciliationSettings) -> IdentitySettings:
+    """Directory topics of this test's own (so one test's names never bind another's tickets)."""
+    tag = settings.tickets_topic.rsplit(".", 1)[1]
+    return IdentitySettings(links_topic=f"test.rc.links.{tag}", catalog_topic=f"test.rc.catalog.{tag}")
+
+
 def settings_env(settings: ReconciliationSettings) -> dict[str, str]:
     """The same settings as CLOSELOOP_RECONCILIATION_* variables, for a subprocess."""
-    env: dict[str, str] = {}
+    identity = identity_for(settings)
+    env: dict[str, str] = {
+        "CLOSELOOP_IDENTITY_LINKS_TOPIC": identity.links_topic,
+        "CLOSELOOP_IDENTITY_CATALOG_TOPIC": identity.catalog_topic,
+    }
     for name, value in settings.model_dump(mode="json").items():
         if value is None or name == "webhook_secret":
             continue
@@ -96,6 +107,8 @@ class Inputs:
             TICKETS: self.settings.tickets_topic,
             GRANTS: self.settings.grants_topic,
             RECORDS: self.settings.entitlements_topic,
+            LINKS: identity_for(self.settings).links_topic,
+            CATALOG: identity_for(self.settings).catalog_topic,
         }[role]
 
     async def send(self, role: str, event: Envelope) -> None:
@@ -161,7 +174,7 @@ async def running_inputs(
 @asynccontextmanager
 async def in_process(kafka: KafkaSettings, settings: ReconciliationSettings) -> AsyncIterator[Reconciler]:
     """A reconciler in this event loop; ready (assigned, recovered) when the block starts."""
-    async with running_reconciler(settings, kafka) as reconciler:
+    async with running_reconciler(settings, kafka, identity=identity_for(settings)) as reconciler:
         yield reconciler
 
 

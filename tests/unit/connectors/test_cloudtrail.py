@@ -92,6 +92,13 @@ def test_attach_carries_time_actor_and_vendor_ids() -> None:
     assert event.actor.is_automation is False
 
 
+def test_a_user_event_links_the_user_arn_to_its_user_name_and_email() -> None:
+    """The identity graph learns that `frank@acme.example` (the IAM user name, an email) is this user."""
+    grant, _ = Runner("cloudtrail").events(fixture("cloudtrail", "s3_delivery_records"))
+    assert isinstance(grant, GrantEvent)
+    assert set(grant.principal_aliases) == {"aws:user:frank@acme.example", "email:frank@acme.example"}
+
+
 def test_ci_role_assumed_through_oidc_is_an_automation_actor() -> None:
     (event,) = Runner("cloudtrail").events(fixture("cloudtrail", "attach_role_policy"))
     assert event.actor is not None

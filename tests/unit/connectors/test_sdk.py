@@ -12,14 +12,14 @@ from closeloop.connector_sdk import (
     build_grant,
     build_principal_status,
     deterministic_event_id,
-    parse_alias_config,
+    parse_alias_file,
     record_key,
 )
-from closeloop.connector_sdk.aliases import preferred_identity_id
 from closeloop.connector_sdk.snapshot import snapshot_grant
 from closeloop.contracts.codec import decode, encode, kafka_key
 from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatusChanged
 from closeloop.contracts.identity import IdentityKind
+from closeloop.identity.graph import preferred_identity_id
 
 AT = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -106,14 +106,14 @@ def test_record_key_names_type_and_id() -> None:
 
 
 def test_alias_config_parsing() -> None:
-    config = parse_alias_config(
+    config = parse_alias_file(
         {"identities": [{"id": "alice@acme.example", "aliases": ["github:user:alice-gh", "okta:user:00u1alice"]}]}
     )
     assert config == {"alice@acme.example": ["github:user:alice-gh", "okta:user:00u1alice"]}
     with pytest.raises(ValueError, match="identities"):
-        parse_alias_config({"people": []})
+        parse_alias_file({"people": []})
     with pytest.raises(ValueError, match=r"aliases"):
-        parse_alias_config({"identities": [{"id": "x", "aliases": [""]}]})
+        parse_alias_file({"identities": [{"id": "x", "aliases": [""]}]})
 
 
 def test_email_is_the_preferred_identity_id() -> None:

@@ -21,10 +21,11 @@ def test_every_design_topic_is_declared_with_its_dead_letter_topic() -> None:
         assert f"{name}.dlq" in names, name
 
 
-def test_entitlements_topic_is_compacted_and_kept() -> None:
-    spec = next(s for s in topics.all_topic_specs() if s.name == topics.ENTITLEMENTS)
-    config = spec.config()
-    assert config["cleanup.policy"] == "compact"
-    assert config["retention.ms"] == "-1"
-    others = [s for s in topics.all_topic_specs() if s.name != topics.ENTITLEMENTS]
+def test_state_topics_are_compacted_and_kept() -> None:
+    compacted = (topics.ENTITLEMENTS, topics.IDENTITY_LINKS, topics.CATALOG_RESOURCES)
+    for name in compacted:
+        config = next(s for s in topics.all_topic_specs() if s.name == name).config()
+        assert config["cleanup.policy"] == "compact"
+        assert config["retention.ms"] == "-1"
+    others = [s for s in topics.all_topic_specs() if s.name not in compacted]
     assert all("cleanup.policy" not in s.config() for s in others)

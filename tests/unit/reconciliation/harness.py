@@ -7,7 +7,11 @@ from datetime import datetime, timedelta
 
 from closeloop.contracts.alerts import AlertActivity, DriftRule
 from closeloop.contracts.base import Envelope
-from closeloop.contracts.grants import SnapshotMarker
+from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
+from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.ticket_interpretation import interpret
+from closeloop.contracts.tickets import TicketEvent
+from closeloop.identity.bind import bind_ticket
 from reconciliation.join_engine import Emission, JoinEngine, JoinInput
 from reconciliation.routing import partition_for, route
 from reconciliation.rules.base import JoinView, RulePolicy
@@ -26,6 +30,7 @@ POLICY = RulePolicy(
     privilege_order=(("read", "triage", "write", "maintain", "admin"), ("member", "maintainer", "owner")),
     expiry_required_resources=("okta:adminrole:*",),
     expiry_required_privileges=("admin", "owner"),
+    unresolved_reference_window=GRACE,
 )
 
 
@@ -43,9 +48,24 @@ class Harness:
         outcome = self.engine.handle(uow, item, now)
         self.tables.apply(uow.writes())
         self.emitted += outcome.emissions
-        return outcome.emissions
+        emissions = list(outcome.emissions)
+        for bound in outcome.forwards:  # bound late: sent on to the bound key's partition
+            principal = route(bound).principal
+            assert principal is not None
+            emissions += self._run(JoinInput("event", partition_for(principal, PARTITIONS), bound), now)
+        return emissions
 
     def feed(self, event: Envelope, now: datetime) -> list[Emission]:
+        if isinstance(event, IdentityLinked | ResourceCatalogued):
+            self.engine.directory.apply(event)  # what the directory feed does on every worker
+            return self.rebind(now)
+        if isinstance(event, TicketEvent):
+            return self._ticket(event, now)
+        if isinstance(event, GrantEvent | PrincipalStatusChanged):
+            before = self.engine.directory.version
+            self.engine.directory.observe(event, "test")
+            if self.engine.directory.version != before:
+                self.rebind(now)
         routed = route(event)
         emissions: list[Emission] = []
         if isinstance(event, SnapshotMarker):
@@ -59,6 +79,32 @@ class Harness:
             return emissions
         assert routed.principal is not None, routed.skip_reason
         return self._run(JoinInput("event", partition_for(routed.principal, PARTITIONS), event), now)
+
+    def _ticket(self, event: TicketEvent, now: datetime) -> list[Emission]:
+        """What the tickets router does: bind the references, else park the ticket under its provisional key."""
+        binding = bind_ticket(event, self.engine.directory)
+        if binding.pending:
+            principal = interpret(event).beneficiary.principal
+            assert principal is not None
+            return self._run(JoinInput("pending", partition_for(principal, PARTITIONS), event), now)
+        emissions: list[Emission] = []
+        for bound in binding.events:
+            routed = route(bound)
+            if routed.broadcast:
+                for partition in range(PARTITIONS):
+                    emissions += self._run(JoinInput("person", partition, bound), now)
+            elif routed.principal is not None:
+                emissions += self._run(JoinInput("event", partition_for(routed.principal, PARTITIONS), bound), now)
+        return emissions
+
+    def rebind(self, now: datetime) -> list[Emission]:
+        """What the timer does when the directory changed: a tick for every key holding a pending ticket."""
+        emissions: list[Emission] = []
+        for key, raw in list(self.tables.items(ENTITLEMENTS)):
+            if raw.get("pending"):
+                partition = partition_for(EntitlementState.load(raw).principal, PARTITIONS)
+                emissions += self._run(JoinInput("tick", partition, tick_keys=(key,)), now)
+        return emissions
 
     def tick(self, now: datetime) -> list[Emission]:
         """What the timer does: a tick for every key whose next check is due."""

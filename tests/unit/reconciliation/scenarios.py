@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from closeloop.contracts.alerts import DriftRule
 from closeloop.contracts.base import Envelope
+from closeloop.contracts.directory import IdentityLinked, ResourceCatalogued
 from closeloop.contracts.entitlements import (
     EntitlementChange,
     EntitlementEvent,
@@ -38,12 +39,15 @@ from closeloop.contracts.tickets import (
     RequestedAccess,
     TicketEvent,
     TicketKind,
+    TicketReferences,
     TicketTransition,
 )
 
 # Grace windows used by the scenarios (short, so integration tests finish in seconds).
 GRACE = timedelta(seconds=2)
 TICKETS, GRANTS, RECORDS = "tickets", "grants", "records"
+# The directory topics: what connectors and operators taught closeloop about names.
+LINKS, CATALOG = "links", "catalog"
 
 
 def key(principal: str, resource: str, privilege: str) -> EntitlementKey:
@@ -450,6 +454,80 @@ def unreviewed_automation(base: datetime, tag: str, benign: bool) -> Scenario:
     return Scenario("unreviewed_automation", None if benign else DriftRule.UNREVIEWED_AUTOMATED_CHANGE, inputs, str(k))
 
 
+def catalogued(resource: str, at: datetime, name: str | None = None) -> ResourceCatalogued:
+    result: ResourceCatalogued = ResourceCatalogued.create(
+        resource=resource,
+        display_name=name,
+        origin=resource.split(":", 1)[0],
+        occurred_at=at,
+        source="closeloop/test",
+        correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
+    )
+    return result
+
+
+def linked(names: tuple[str, ...], at: datetime, *, accounts: tuple[str, ...], origin: str) -> IdentityLinked:
+    result: IdentityLinked = IdentityLinked.create(
+        names=names,
+        accounts=accounts,
+        origin=origin,
+        identity_id=next((n.removeprefix("email:") for n in names if n.startswith("email:")), None)
+        if origin == "operator"
+        else None,
+        occurred_at=at,
+        source="closeloop/test",
+        correlation_id=f"corr-{uuid.uuid4().hex[:8]}",
+    )
+    return result
+
+
+def as_written(event: TicketEvent, principal: str, resource: str, person: str, written: str) -> TicketEvent:
+    """The ticket as intake publishes it when it names things as people do: a provisional key, the names kept."""
+    assert event.access is not None
+    assert event.entitlement is not None
+    k = key(principal, resource, event.access.privilege)
+    result: TicketEvent = event.model_copy(
+        update={
+            "requested_for": principal,
+            "access": event.access.model_copy(update={"resource": resource}),
+            "entitlement": k,
+            "subject": str(k),
+            "references": TicketReferences(requested_for=person, resource=written),
+        }
+    )
+    return result
+
+
+def unresolved_reference(base: datetime, tag: str, benign: bool) -> Scenario:
+    user, _ = _people(tag)
+    name = f"Payroll Admins {tag}"
+    canonical = key(user, f"okta:group:00gpay{tag}", "member")
+    provisional = f"okta:group:{name}"
+    approved = ticket(canonical, TicketTransition.APPROVED, base, ticket_id=f"t-{tag}")
+    named = as_written(approved, user, provisional, user.split(":", 2)[2], name)
+    inputs: list[tuple[str, Envelope]] = [(TICKETS, named)]
+    if benign:
+        # A connector (or the catalog file) teaches the name a moment later: the ticket binds, nothing fires.
+        inputs.append((CATALOG, catalogued(canonical.resource, base + timedelta(milliseconds=500), name)))
+    subject = str(named.entitlement)
+    return Scenario("unresolved_reference", None if benign else DriftRule.UNRESOLVED_REFERENCE, inputs, subject)
+
+
+def ambiguous_reference(base: datetime, tag: str, benign: bool) -> Scenario:
+    user, _ = _people(tag)
+    name = f"Finance {tag}"
+    first, second = f"okta:group:00gfina{tag}", f"okta:group:00gfinb{tag}"
+    inputs: list[tuple[str, Envelope]] = [
+        (CATALOG, catalogued(first, base - timedelta(minutes=1), name)),
+        (CATALOG, catalogued(second, base - timedelta(minutes=1), f"Finance EU {tag}" if benign else name)),
+    ]
+    approved = ticket(key(user, first, "member"), TicketTransition.APPROVED, base, ticket_id=f"t-{tag}")
+    named = as_written(approved, user, f"okta:group:{name}", user.split(":", 2)[2], name)
+    inputs.append((TICKETS, named))
+    subject = str(named.entitlement)
+    return Scenario("ambiguous_reference", None if benign else DriftRule.AMBIGUOUS_REFERENCE, inputs, subject)
+
+
 SCENARIOS: dict[DriftRule, Callable[[datetime, str, bool], Scenario]] = {
     DriftRule.UNTICKETED_GRANT: unticketed,
     DriftRule.CLOSED_NOT_REMOVED: closed_not_removed,
@@ -464,6 +542,8 @@ SCENARIOS: dict[DriftRule, Callable[[datetime, str, bool], Scenario]] = {
     DriftRule.STALE_CREDENTIAL: stale_credential,
     DriftRule.FULFILMENT_MISSING: fulfilment_missing,
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: unreviewed_automation,
+    DriftRule.UNRESOLVED_REFERENCE: unresolved_reference,
+    DriftRule.AMBIGUOUS_REFERENCE: ambiguous_reference,
 }
 
 

@@ -67,6 +67,11 @@ def test_principals_refused(raw: str, common: CommonMapping) -> None:
         ("policy:arn:aws:iam::aws:policy/ReadOnlyAccess", "aws", ("aws", "aws:policy:arn:aws:iam::aws:policy/ReadOnlyAccess")),
         ("k8s:role:payments/deployer", "k8s", ("k8s", "k8s:role:payments/deployer")),
         ("servicenow:role:itil", "servicenow", ("servicenow", "servicenow:role:itil")),
+        # Names as people write them: a provisional id of the system's default type, bound late by the catalog.
+        ("Engineering Admins", "okta", ("okta", "okta:group:Engineering Admins")),
+        ("acme/payments", "github", ("github", "github:repo:acme/payments")),
+        ("ReadOnlyAccess", "aws", ("aws", "aws:policy:ReadOnlyAccess")),
+        ("payments-admin", "my_idp", ("my_idp", "my_idp:resource:payments-admin")),
     ],
 )  # fmt: skip
 def test_resources(raw: str, system: str | None, expected: tuple[str, str], common: CommonMapping) -> None:
@@ -77,7 +82,6 @@ def test_resources(raw: str, system: str | None, expected: tuple[str, str], comm
     ("raw", "system", "message"),
     [
         ("group:00g1", None, "no access_system"),
-        ("00g1engadmins", "okta", "<type>:<id>"),
         ("entra:group:abc", "okta", "belongs to system 'entra'"),
         ("arn:aws:iam::aws:policy/X", "okta", "belongs to system 'aws'"),
     ],

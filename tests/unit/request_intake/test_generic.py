@@ -89,7 +89,7 @@ def test_ticket_without_access_fields_is_skipped() -> None:
         (lambda p: p["data"].pop("ticket_id"), "data.ticket_id"),
         (lambda p: p["data"].update(status="teleported"), "data.status"),
         (lambda p: (p["data"].pop("status"), p["data"].update(state="Weird")), "data.state"),
-        (lambda p: p["data"].update(access_resource="clusterrole"), "data.access_resource"),
+        (lambda p: p["data"].update(access_resource="entra:group:abc"), "data.access_resource"),
         (lambda p: p["data"].update(approvers=[{"approver": "x", "decision": "maybe"}]), "data.approvers.0.decision"),
         (lambda p: (p.pop("time"), p["data"].pop("updated_at")), "time"),
     ],

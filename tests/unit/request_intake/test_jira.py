@@ -57,6 +57,19 @@ def test_created_request_maps_custom_fields_from_the_site_mapping() -> None:
     )
 
 
+def test_a_jira_field_naming_the_group_as_people_do_is_kept_as_written() -> None:
+    payload = load("jira", "cloud_issue_created.json")
+    payload["issue"]["fields"]["customfield_10052"] = "Finance Reporting"
+    event = observe(payload).draft
+    assert event.access is not None
+    assert event.access.resource == "okta:group:Finance Reporting"  # provisional, bound by the catalog
+    assert event.references is not None
+    assert (event.references.requested_for, event.references.resource) == (
+        "alice.smith@example.com",
+        "Finance Reporting",
+    )
+
+
 def test_status_transition_by_configured_status_id() -> None:
     obs = observe(load("jira", "cloud_transition_approved.json"))
     assert obs.phase is T.APPROVED

@@ -333,7 +333,6 @@ def test_record_fields_that_cannot_be_read(change: dict[str, Any], field: str) -
         ("request_kind", "teleport"),
         ("requested_for_kind", "alien"),
         ("access_system", "okta/prod!"),
-        ("access_resource", "00g1engadmins"),
         ("access_resource", "entra:group:abc"),
     ],
 )
@@ -341,6 +340,29 @@ def test_variables_that_cannot_be_read_name_themselves(variable: str, value: str
     record = load("servicenow", "ritm_requested.json")
     record["variables"][variable] = value
     assert unmappable(record).field == f"variables.{variable}"
+
+
+@pytest.mark.parametrize(
+    ("system", "written", "provisional"),
+    [
+        ("okta", "Engineering Admins", "okta:group:Engineering Admins"),
+        ("github", "acme/payments", "github:repo:acme/payments"),
+        ("aws", "AdministratorAccess", "aws:policy:AdministratorAccess"),
+        ("vault", "payments-read", "vault:policy:payments-read"),
+    ],
+)
+def test_a_resource_named_as_people_name_it_is_kept_as_written(system: str, written: str, provisional: str) -> None:
+    """Never refused: a provisional key of the system's default type, the names kept for late binding."""
+    record = load("servicenow", "ritm_requested.json")
+    record["variables"].update({"access_system": system, "access_resource": written, "access_privilege": "read"})
+    record["variables"]["requested_for"] = "Alice.Smith@Example.com"
+    event = observe(record).draft
+    assert event.access is not None
+    assert event.access.resource == provisional
+    assert event.references is not None
+    assert (event.references.requested_for, event.references.resource) == ("Alice.Smith@Example.com", written)
+    assert event.entitlement is not None
+    assert event.entitlement.principal == f"{system}:user:alice.smith@example.com"
 
 
 def test_missing_privilege_without_a_default() -> None:
