@@ -51,8 +51,10 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def record_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """What the entitlement record needs on its own (a schema for its tests and benchmarks): the
-    foundation (0001), the record (0010-0019) and the audit append function (0342)."""
-    return [m for m in load_migrations(directory) if m.version in ("0001", "0342") or "0010" <= m.version <= "0019"]
+    foundation (0001), the record (0010-0019), the audit append function (0342) and the due sweeps'
+    indexes on the record (0500)."""
+    wanted = ("0001", "0342", "0500")
+    return [m for m in load_migrations(directory) if m.version in wanted or "0010" <= m.version <= "0019"]
 
 
 async def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:

@@ -191,9 +191,10 @@ async def append_entries(conn: asyncpg.Connection, entries: Sequence[AuditEntry]
         return []
     if not conn.is_in_transaction():
         raise RuntimeError("audit entries must be appended inside the transaction that makes the change")
-    # Round-trip the payloads through JSON so the returned rows hold what jsonb will give back.
-    payloads = [json.loads(canonical_json(e.payload)) for e in entries]
+    # Each entry is serialised once (the function hashes jsonb's own text form, so no canonical form is
+    # needed here); the returned rows hold the payloads parsed back, i.e. what jsonb will give back.
     document = json.dumps([e.as_json() for e in entries], ensure_ascii=False, allow_nan=False)
+    payloads = [e["payload"] for e in json.loads(document)]
     appended = await conn.fetch(
         "SELECT out_seq, out_prev_hash, out_hash, out_appended_by FROM audit_append($1::jsonb)", document
     )
