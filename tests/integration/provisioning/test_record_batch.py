@@ -18,7 +18,6 @@ from closeloop.record import (
     EntitlementRecord,
     InvalidTransition,
     RecordChange,
-    RecordTopics,
     RevokeRequest,
     begin_revokes,
     record_transaction,
@@ -26,13 +25,12 @@ from closeloop.record import (
     verify_chain,
 )
 from tests.integration.provisioning.conftest import RecordDb
+from tests.integration.provisioning.test_record_store import TICKET, TOPICS
 from tests.unit.provisioning.factories import key
 
 pytestmark = pytest.mark.integration
 
 S = EntitlementStatus
-TOPICS = RecordTopics(entitlements="t.entitlements", commands="t.commands", grants="t.grants")
-TICKET = TicketRef(system="servicenow", ticket_id="sys1", ticket_number="RITM1", kind="access_request")
 ENDING = TicketRef(system="servicenow", ticket_id="sys9", ticket_number="RITM9", kind="offboarding")
 GRANTED = datetime(2026, 3, 2, 9, 16, tzinfo=UTC)
 
