@@ -17,6 +17,9 @@ SERVICES :=
 PYTEST_ARGS ?=
 # Extra arguments for the demo, e.g. make demo DEMO_ARGS='--json --keep'
 DEMO_ARGS ?=
+# Inputs per parser and parallel processes for `make fuzz`.
+FUZZ_EXAMPLES ?= 20000
+FUZZ_JOBS ?= 2
 # Component for `make logs C=kafka`.
 C ?=
 # 1: the local broker also listens with TLS + SASL (SCRAM, PLAIN) and mTLS (deploy/local/kafka_tls.sh);
@@ -26,7 +29,7 @@ KAFKA_TLS ?= $(CLOSELOOP_KAFKA_TLS)
 export CLOSELOOP_SERVICES := $(SERVICES)
 export CLOSELOOP_KAFKA_TLS := $(KAFKA_TLS)
 
-.PHONY: help install infra up down status logs lint test test-unit test-tls demo bench clean lock
+.PHONY: help install infra up down status logs lint test test-unit test-tls fuzz demo bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(firstword $(MAKEFILE_LIST)) | sed 's/:.*## /\t/' | expand -t12
@@ -60,6 +63,9 @@ test-tls: install ## the whole suite once through Kafka's TLS + SCRAM listener, 
 
 test-unit: install ## the unit tests alone: no Kafka, no PostgreSQL, seconds
 	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+fuzz: install ## property-based fuzzing of every parser through its ingress (FUZZ_EXAMPLES inputs each)
+	@$(PY) -m tests.fuzz.runner --examples $(FUZZ_EXAMPLES) --jobs $(FUZZ_JOBS)
 
 demo: infra ## five stories through the real ingress; the demo runs the services with short windows
 	@$(LOCAL)/services.sh stop

@@ -29,9 +29,9 @@ class DeadLetter:
 
     def headers(self, service: str) -> list[tuple[str, bytes]]:
         headers = [
-            ("dlq_reason", self.reason.encode()[:MAX_REASON_BYTES]),
+            ("dlq_reason", self.reason.encode("utf-8", "backslashreplace")[:MAX_REASON_BYTES]),
             ("dlq_source_topic", self.topic.encode()),
-            ("dlq_source", self.source.encode()),
+            ("dlq_source", self.source.encode("utf-8", "backslashreplace")),
             ("dlq_failed_at", datetime.now(UTC).isoformat().encode()),
             ("dlq_service", service.encode()),
         ]

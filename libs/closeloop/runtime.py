@@ -14,6 +14,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
+from closeloop.contracts.codec import describe_validation_error
 from closeloop.logging import get_logger
 
 log = get_logger(__name__)
@@ -69,4 +72,9 @@ def run(bootstrap: Callable[[], Coroutine[Any, Any, Runtime]]) -> None:
         runtime = await bootstrap()
         return await runtime.serve()
 
-    sys.exit(asyncio.run(main()))
+    try:
+        code = asyncio.run(main())
+    except ValidationError as exc:  # settings: say which and why (secret values are never echoed), no traceback
+        print(f"refusing to start: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
+        code = 2
+    sys.exit(code)

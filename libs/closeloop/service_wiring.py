@@ -40,6 +40,23 @@ def database_ready(pool: asyncpg.Pool) -> ReadinessCheck:
     return check
 
 
+async def serve_ops(
+    runtime: Runtime,
+    app: web.Application,
+    metrics: ServiceMetrics,
+    readiness: Readiness,
+    host: str,
+    separate_port: int | None,
+) -> HttpServer | None:
+    """Where /healthz, /readyz and /metrics live for a service with a public listener: on that listener's
+    `app` (separate_port None, the default), or on their own listener at host:separate_port, so the
+    public port exposes the webhooks alone. Call before the public app starts."""
+    if separate_port is None:
+        add_ops_routes(app, metrics, readiness)
+        return None
+    return await start_ops_server(runtime, metrics, readiness, host, separate_port)
+
+
 async def start_ops_server(
     runtime: Runtime, metrics: ServiceMetrics, readiness: Readiness, host: str, port: int
 ) -> HttpServer:

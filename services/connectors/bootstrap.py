@@ -22,8 +22,9 @@ from closeloop.db import create_pool
 from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
-from closeloop.ops import HttpServer, Readiness, add_ops_routes
+from closeloop.ops import HttpServer, Readiness
 from closeloop.runtime import Runtime
+from closeloop.service_wiring import serve_ops
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, dlq, ensure_topics
 from connectors.http_entry import HookRoutes, build_app
@@ -135,6 +136,7 @@ class ConnectorsService:
     runtime: Runtime
     consumer: AIOKafkaConsumer | None
     app: web.Application
+    ops_server: HttpServer | None = None  # set when /metrics and /readyz have their own listener
 
 
 async def _purge_forever(dedupe: PostgresDedupe, days: int, stop: asyncio.Event) -> None:
@@ -177,7 +179,6 @@ async def build_service(
         max_body_bytes=settings.max_body_bytes,
     )
     app = build_app(routes, settings.max_body_bytes)
-    add_ops_routes(app, metrics, readiness)
     if settings.okta_secret is None or settings.hook_secret is None:
         log.warning(
             "hooks without a configured secret refuse every request",
@@ -208,6 +209,7 @@ async def build_service(
     runtime.loops.append(lambda: _purge_forever(dedupe, settings.processed_retention_days, stop_purge))
     runtime.stoppers.append(stop_purge.set)
 
+    ops_server = await serve_ops(runtime, app, metrics, readiness, settings.ops_host, settings.ops_separate_port)
     server = HttpServer(app, settings.ops_host, settings.ops_port)
     await server.start()
     runtime.closers.append(server.stop)
@@ -217,7 +219,7 @@ async def build_service(
         sources=settings.sources,
         grants_topic=settings.grants_topic,
     )
-    return ConnectorsService(ingestion, server, runtime, raw_consumer, app)
+    return ConnectorsService(ingestion, server, runtime, raw_consumer, app, ops_server)
 
 
 async def bootstrap() -> Runtime:

@@ -47,6 +47,7 @@ SOURCE = "cloudtrail"
 SYSTEM = "aws"
 IAM_EVENT_SOURCE = "iam.amazonaws.com"
 HUMAN_INVOKERS = {"signin.amazonaws.com", "console.amazonaws.com", "AWS Internal"}
+_DIGITS = re.compile(r"\d+")
 _INSTANCE_SESSION = re.compile(r"^i-[0-9a-f]{8,17}$")
 _ASSUME_ACTIONS = re.compile(r"^(sts:\*|\*|sts:assumerole.*)$", re.IGNORECASE)
 
@@ -351,7 +352,7 @@ def _trust_ref(kind_name: str, value: str) -> tuple[str, IdentityKind]:
         return f"aws:canonicaluser:{value}", IdentityKind.UNKNOWN
     if value == "*":
         return "aws:principal:*", IdentityKind.UNKNOWN
-    if re.fullmatch(r"\d{12}|\d+", value):
+    if _DIGITS.fullmatch(value):
         return f"aws:account:{value}", IdentityKind.UNKNOWN
     if value.endswith(":root"):
         return f"aws:account:{value.split(':')[4]}", IdentityKind.UNKNOWN

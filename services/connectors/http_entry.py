@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from closeloop.logging import get_logger
-from connectors.envelopes import MalformedBody, parse_body, records_of
+from connectors.envelopes import MalformedBody, body_records
 from connectors.ingest_records import IngestRecords, Origin
 
 log = get_logger(__name__)
@@ -46,6 +46,8 @@ def secret_matches(presented: str | None, secret: SecretStr | None) -> bool:
     if not presented or secret is None:
         return False
     expected = secret.get_secret_value().encode()
+    if not expected:  # settings never let an empty secret through; an empty one must still match nothing
+        return False
     candidates = [presented]
     if presented[:7].lower() == "bearer ":
         candidates.append(presented[7:].strip())
@@ -112,15 +114,15 @@ class HookRoutes:
         except web.HTTPRequestEntityTooLarge:
             return problem(413, "Body too large", f"the limit is {self._max_body_bytes} bytes")
         origin = Origin(kind="hook", detail=request.path)
-        return await self._unavailable_is_503(lambda: self._ingest_body(source, raw, origin))
+        return await self._unavailable_is_503(lambda: self.ingest_body(source, raw, origin))
 
-    async def _ingest_body(self, source: str, raw: bytes, origin: Origin) -> web.Response:
+    async def ingest_body(self, source: str, raw: bytes, origin: Origin) -> web.Response:
+        """Parse, ingest and answer for one authenticated body (outages propagate: see `receive`)."""
         try:
-            body = parse_body(raw)
+            records = body_records(self._ingest.connector(source), raw)
         except MalformedBody as exc:
             await self._ingest.reject_body(source, raw, exc.reason, origin)
             return problem(422, "Malformed body", exc.reason, dead_lettered=1)
-        records = records_of(self._ingest.connector(source), body)
         single = Origin(kind=origin.kind, detail=origin.detail, raw=raw) if len(records) == 1 else origin
         summary = await self._ingest(source, records, single)
         if summary.received and summary.dead_lettered == summary.received:

@@ -58,7 +58,7 @@ class IdentityClassifier:
         return cls(agent=_compile(agent), bot=_compile(bot), service=_compile(service))
 
     def kind_from_names(self, names: Sequence[str | None]) -> IdentityKind | None:
-        present = [n for n in names if n]
+        present = [n for n in names if n and len(n) <= MAX_CLASSIFIED_NAME_CHARS]
         for patterns, kind in (
             (self.agent, IdentityKind.AI_AGENT),
             (self.bot, IdentityKind.BOT),
@@ -100,13 +100,26 @@ class IdentityClassifier:
 DEFAULT_CLASSIFIER = IdentityClassifier.from_patterns()
 
 
+# RFC 5321 limits a path to 256 octets; 320 leaves room for display quirks and stays cheap to scan.
+MAX_EMAIL_CHARS = 320
+# Names are classified by pattern only up to this length (patterns are configurable; this bounds their work).
+MAX_CLASSIFIED_NAME_CHARS = 256
+
+
 def login(value: str) -> str:
     """Logins and emails are compared case-insensitively everywhere: canonical ids use lower case."""
     return value.strip().lower()
 
 
 def looks_like_email(value: str | None) -> bool:
-    return bool(value) and re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value or "") is not None
+    """`local@domain.tld`: one `@`, no whitespace, a dot inside the domain. Linear, without a regex
+    (`[^@\\s]+@[^@\\s]+\\.[^@\\s]+` backtracks quadratically on `a@a.a.a...@`), and capped."""
+    if not value or len(value) > MAX_EMAIL_CHARS or value.count("@") != 1:
+        return False
+    if any(c.isspace() for c in value):
+        return False
+    local, _, domain = value.partition("@")
+    return bool(local) and "." in domain[1:-1]
 
 
 def email_alias(*values: str | None) -> list[str]:

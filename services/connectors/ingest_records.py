@@ -19,8 +19,10 @@ from typing import Any
 
 from closeloop.connector_sdk.events import record_key
 from closeloop.contracts.base import Envelope
+from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import GrantEvent
 from closeloop.logging import get_logger
+from closeloop.untrusted import UNEXPECTED, UntrustedInput, as_bad_input, screen
 from connectors.errors import MalformedRecord
 from connectors.metrics import ConnectorMetrics
 from connectors.model import ParseContext, ParseResult, RecordIdentity, StateEntry
@@ -90,6 +92,25 @@ class _Prepared:
     state_keys: list[str]
 
 
+def _read(connector: Connector, raw: Any, ctx: ParseContext) -> tuple[Mapping[str, Any], RecordIdentity, list[str]]:
+    """Screen (NUL, lone surrogates, depth), normalize and identify one record."""
+    try:
+        screen(raw)
+    except UntrustedInput as exc:
+        raise MalformedRecord(f"record {exc.reason}") from exc
+    record = connector.normalize(raw)
+    return record, connector.identify(record), connector.state_keys(record, ctx)
+
+
+def _interpret(connector: Connector, record: Mapping[str, Any], ctx: ParseContext) -> ParseResult:
+    result = connector.interpret(record, ctx)
+    for event in result.events:  # what cannot be encoded must fail here, per record, not at publish
+        encode(event)
+        cloudevents_headers(event)
+        kafka_key(event)
+    return result
+
+
 class IngestRecords:
     def __init__(
         self,
@@ -125,6 +146,8 @@ class IngestRecords:
         rejected: list[Rejected] = []
 
         def reject(raw: Any, reason: str) -> None:
+            if reason.startswith(UNEXPECTED):  # a parser gap: the record is kept, the gap must be fixed
+                log.warning("parser raised outside its contract", source=source, reason=reason)
             value = origin.raw if origin.raw is not None and len(records) == 1 else compact_json(raw)
             rejected.append(self._rejected(value, reason, origin))
             summary.rejections.append(reason)
@@ -133,9 +156,7 @@ class IngestRecords:
         for raw in records:
             self._metrics.received(metric_input)
             try:
-                record = connector.normalize(raw)
-                identity = connector.identify(record)
-                keys = connector.state_keys(record, ctx)
+                record, identity, keys = as_bad_input(MalformedRecord, MalformedRecord, _read, connector, raw, ctx)
             except MalformedRecord as exc:
                 reject(raw, exc.reason)
                 continue
@@ -150,10 +171,9 @@ class IngestRecords:
                 if item.key in seen:  # the same record twice in one batch (a stage that skips is not a copy)
                     summary.duplicates += 1
                     continue
+                state = ctx.with_state({k: overlay[k] for k in item.state_keys if k in overlay})
                 try:
-                    result = connector.interpret(
-                        item.record, ctx.with_state({k: overlay[k] for k in item.state_keys if k in overlay})
-                    )
+                    result = as_bad_input(MalformedRecord, MalformedRecord, _interpret, connector, item.record, state)
                 except MalformedRecord as exc:
                     reject(item.raw, exc.reason)
                     continue

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aiokafka import ConsumerRecord
 
-from connectors.envelopes import MalformedBody, parse_body, records_of
+from connectors.envelopes import MalformedBody, body_records
 from connectors.ingest_records import IngestRecords, Origin
 
 
@@ -37,11 +37,10 @@ class RawTopicProcessor:
             await self._ingest.reject_body(source, b"", "record has no value (tombstone)", origin)
             return
         try:
-            body = parse_body(record.value)
+            records = body_records(self._ingest.connector(source), record.value)
         except MalformedBody as exc:
             await self._ingest.reject_body(source, record.value, exc.reason, origin)
             return
-        records = records_of(self._ingest.connector(source), body)
         if len(records) == 1:
             origin = Origin(
                 kind=origin.kind,

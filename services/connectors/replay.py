@@ -8,13 +8,13 @@ Dedupe makes a replay of records already ingested publish nothing new.
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, cast
 
-from connectors.envelopes import records_of
+from closeloop.untrusted import UntrustedInput, decode_text, parse_json
+from connectors.envelopes import MalformedBody, records_of
 from connectors.ingest_records import IngestRecords, IngestSummary, Origin
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -46,8 +46,8 @@ def _first_line_is_json(path: Path) -> bool:
         for line in stream:
             if line.strip():
                 try:
-                    json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                    parse_json(decode_text(line))
+                except UntrustedInput:
                     return False
                 return True
     return True
@@ -65,17 +65,17 @@ def iter_file(path: Path) -> Iterator[FileItem]:
         if whole_document:
             data = stream.read()
             try:
-                yield FileItem(json.loads(data), data, None, raw.tell(), total)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield FileItem(None, data[:65536], f"file is not JSON: {exc}", raw.tell(), total)
+                yield FileItem(parse_json(decode_text(data)), data, None, raw.tell(), total)
+            except UntrustedInput as exc:
+                yield FileItem(None, data[:65536], f"file {exc.reason}", raw.tell(), total)
             return
         for number, line in enumerate(stream, 1):
             if not line.strip():
                 continue
             try:
-                yield FileItem(json.loads(line), line.rstrip(b"\r\n"), None, raw.tell(), total)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield FileItem(None, line.rstrip(b"\r\n"), f"line {number} is not JSON: {exc}", raw.tell(), total)
+                yield FileItem(parse_json(decode_text(line)), line.rstrip(b"\r\n"), None, raw.tell(), total)
+            except UntrustedInput as exc:
+                yield FileItem(None, line.rstrip(b"\r\n"), f"line {number} {exc.reason}", raw.tell(), total)
 
 
 async def replay_file(
@@ -95,7 +95,10 @@ async def replay_file(
         if item.error is not None:
             summary.add(await ingest.reject_body(source, item.raw, item.error, origin))
         else:
-            batch.extend(records_of(connector, item.body))
+            try:
+                batch.extend(records_of(connector, item.body))
+            except MalformedBody as exc:
+                summary.add(await ingest.reject_body(source, item.raw, exc.reason, origin))
         while len(batch) >= batch_size:
             summary.add(await ingest(source, batch[:batch_size], origin))
             batch = batch[batch_size:]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from closeloop.settings import ServiceSettings
+from closeloop.shared_secrets import OptionalSharedSecret
 from closeloop.topics import IAM_GRANTS, IAM_RAW_SOURCES
 from connectors.identity import DEFAULT_AGENT_PATTERNS, DEFAULT_BOT_PATTERNS, DEFAULT_SERVICE_PATTERNS
 
@@ -19,6 +20,9 @@ class ConnectorsSettings(ServiceSettings):
 
     # One HTTP app serves the IAM hooks (/v1/hooks/<source>) and the ops routes (/healthz, /readyz, /metrics).
     ops_port: int = Field(default=8481, ge=0, le=65535)
+    # Serve /healthz, /readyz and /metrics on their own listener (ops_host:<this port>, 0 = any free one)
+    # instead of the hook listener on ops_port, so the public port exposes the hooks alone. Unset: shared.
+    ops_separate_port: int | None = Field(default=None, ge=0, le=65535)
     # Consumer group of the raw-topic consumers; instances with the same group share the partitions.
     group_id: str = Field(default="closeloop-connectors")
     # Topic the normalized grant events go to; malformed input goes to `<grants_topic>.dlq`.
@@ -32,9 +36,10 @@ class ConnectorsSettings(ServiceSettings):
     # Create the grants, dead-letter and raw topics at start if missing (idempotent).
     ensure_topics: bool = Field(default=True)
     # Shared secret Okta sends verbatim in the `Authorization` header of event hooks; never logged.
-    okta_secret: SecretStr | None = Field(default=None)
+    # An empty value means unset (the hook refuses every request); under 24 bytes stops the service at start.
+    okta_secret: OptionalSharedSecret = Field(default=None)
     # Bearer secret (`Authorization: Bearer <secret>`) of every other hook; never logged.
-    hook_secret: SecretStr | None = Field(default=None)
+    hook_secret: OptionalSharedSecret = Field(default=None)
     # Okta org name (e.g. acme.okta.com) used in API-token resources `okta:org:<org>`.
     okta_org: str | None = Field(default=None)
     # Name of the Kubernetes cluster whose audit events arrive unlabelled (AKS / GKE records name theirs).

@@ -9,16 +9,19 @@ a zone are UTC (every source above logs in UTC).
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _ISO = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>Z|z|UTC|[+-]\d{2}:?\d{2})?$"
 )
+_EPOCH = re.compile(r"\d{9,17}(\.\d+)?")
 _HUMAN_FORMATS = ("%b %d, %Y %I:%M:%S %p", "%b %d, %Y %H:%M:%S")
 # Epoch values above this are milliseconds (1e11 s is the year 5138), above 1e14 microseconds.
 _MS_THRESHOLD = 100_000_000_000
 _US_THRESHOLD = 100_000_000_000_000
+# The longest format above is ~35 characters; anything much longer is not a timestamp.
+MAX_TIMESTAMP_CHARS = 64
 
 
 def parse_timestamp(value: object) -> datetime:
@@ -30,7 +33,9 @@ def parse_timestamp(value: object) -> datetime:
     if not isinstance(value, str):
         raise ValueError(f"timestamp of type {type(value).__name__}")
     raw = value.strip()
-    if re.fullmatch(r"\d{9,17}(\.\d+)?", raw):
+    if len(raw) > MAX_TIMESTAMP_CHARS:
+        raise ValueError(f"timestamp longer than {MAX_TIMESTAMP_CHARS} characters")
+    if _EPOCH.fullmatch(raw):
         return _from_epoch(float(raw))
     match = _ISO.match(raw)
     if match:
@@ -42,10 +47,10 @@ def parse_timestamp(value: object) -> datetime:
         elif ":" not in zone:
             zone = f"{zone[:3]}:{zone[3:]}"
         try:
-            parsed = datetime.fromisoformat(f"{match['date']}T{clock}.{fraction}{zone}")
-        except ValueError as exc:
+            # In UTC, 0001-01-01T00:00+05:00 and 9999-12-31T23:59-05:00 fall outside datetime's range.
+            return datetime.fromisoformat(f"{match['date']}T{clock}.{fraction}{zone}").astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise ValueError(f"invalid timestamp {raw[:40]!r}: {exc}") from exc
-        return parsed.astimezone(UTC)
     for fmt in _HUMAN_FORMATS:
         try:
             return datetime.strptime(raw, fmt).replace(tzinfo=UTC)
@@ -74,3 +79,20 @@ def first_timestamp(*candidates: object) -> datetime | None:
             continue
         return parse_timestamp(candidate)
     return None
+
+
+# A lifetime longer than this is no lifetime: read as "no expiry known" rather than a date past datetime.max.
+MAX_LIFETIME = timedelta(days=36525)
+
+
+def expires_after(start: datetime, seconds: object) -> datetime | None:
+    """`start + seconds` for a positive integer TTL (Vault `token_ttl`, `lease_duration`), else None.
+    A TTL beyond MAX_LIFETIME (`10**14`) is None too: it never expires in any sense we can record."""
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+        return None
+    if seconds > MAX_LIFETIME.total_seconds():
+        return None
+    try:
+        return start + timedelta(seconds=seconds)
+    except OverflowError:  # a start near year 9999
+        return None

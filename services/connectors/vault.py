@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from closeloop.contracts.grants import CredentialFact, GrantAction
@@ -35,6 +34,7 @@ from connectors.model import (
     StateEntry,
     event_time,
 )
+from connectors.timestamps import expires_after
 from connectors.vendor_json import JsonObject, content_id, dig, items, mapping, require_object, text
 
 SOURCE = "vault"
@@ -242,7 +242,7 @@ def _token_created(line: JsonObject, out: RecordEvents, ctx: ParseContext, match
         raise MalformedRecord("token creation response without auth.accessor")
     policies = sorted(set(_names(auth.get("policies")) or []) | set(_names(auth.get("token_policies")) or []))
     ttl = auth.get("token_ttl") or auth.get("lease_duration")
-    expires_at = out.occurred_at + timedelta(seconds=int(ttl)) if isinstance(ttl, int) and ttl > 0 else None
+    expires_at = expires_after(out.occurred_at, ttl)
     entity = text(auth.get("entity_id"))
     details = {"policies": ",".join(policies)} if policies else {}
     if entity:
@@ -329,9 +329,7 @@ def _lease_issued(line: JsonObject, out: RecordEvents, ctx: ParseContext, match:
     if not lease_id or is_hmac(lease_id):
         return ParseResult.skip("not_a_grant_event")
     duration = dig(line, "response", "secret", "lease_duration") or dig(line, "response", "lease_duration")
-    expires_at = (
-        out.occurred_at + timedelta(seconds=int(duration)) if isinstance(duration, int) and duration > 0 else None
-    )
+    expires_at = expires_after(out.occurred_at, duration)
     out.grant(
         f"vault:lease:{lease_id}",
         f"vault:secretsrole:{match['role']}",

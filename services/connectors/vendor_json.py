@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from closeloop.untrusted import UntrustedInput, load_json
 from connectors.errors import MalformedRecord
 
 JsonObject = Mapping[str, Any]
@@ -70,8 +71,8 @@ def decode_embedded(value: Any) -> Any:
     if not stripped or stripped[0] not in '"[{':
         return value
     try:
-        return json.loads(stripped)
-    except (json.JSONDecodeError, RecursionError):
+        return load_json(stripped)
+    except UntrustedInput:
         return value
 
 
@@ -92,8 +93,14 @@ def require_object(record: Any, what: str) -> JsonObject:
 def content_id(record: Any) -> str:
     """A stable id for records without one: the hash of their canonical JSON."""
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
 def compact_json(record: Any) -> bytes:
-    return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    """The record as JSON bytes for a dead letter; never fails (lone surrogates are kept escaped)."""
+    try:
+        return json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=str).encode(
+            "utf-8", "backslashreplace"
+        )
+    except (ValueError, RecursionError):  # a value too deep to serialise: keep what can be kept
+        return repr(record)[:65536].encode("utf-8", "backslashreplace")

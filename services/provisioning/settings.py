@@ -6,11 +6,12 @@ URL and its token are set; every other system goes to the manual executor (attes
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from closeloop import topics
 from closeloop.settings import ServiceSettings
+from closeloop.shared_secrets import OptionalSharedSecret
 
 
 class ProvisioningSettings(ServiceSettings):
@@ -52,10 +53,10 @@ class ProvisioningSettings(ServiceSettings):
     executor_group_id: str = Field(default="closeloop-provisioning-executors")
     # Okta org URL (https://example.okta.com) and API token (SSWS); both set = Okta executor on.
     okta_base_url: str | None = Field(default=None)
-    okta_token: SecretStr | None = Field(default=None)
+    okta_token: OptionalSharedSecret = Field(default=None)
     # GitHub API URL (https://api.github.com, or GHES https://host/api/v3) and token; token set = on.
     github_base_url: str = Field(default="https://api.github.com")
-    github_token: SecretStr | None = Field(default=None)
+    github_token: OptionalSharedSecret = Field(default=None)
     # GitHub REST API version header.
     github_api_version: str = Field(default="2022-11-28")
     # Attempts per command for 429 / 5xx / connection errors before it is recorded as failed.

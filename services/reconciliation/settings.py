@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from closeloop import topics
 from closeloop.contracts.alerts import OCSF_VERSION
 from closeloop.settings import ServiceSettings
+from closeloop.shared_secrets import OptionalWebhookSecret
 
 # Privilege orders, weakest first. Two privileges are comparable when one chain holds both; the first such
 # chain decides. A grant is covered by an approval of the same or a stronger privilege on the same resource.
@@ -136,7 +137,7 @@ class ReconciliationSettings(ServiceSettings):
     # HTTPS endpoint that receives every alert, signed per Standard Webhooks; empty: no webhook delivery.
     webhook_url: str | None = Field(default=None)
     # Signing secret (`whsec_...` base64); read from CLOSELOOP_ALERTS_WEBHOOK_SECRET.
-    webhook_secret: SecretStr | None = Field(
+    webhook_secret: OptionalWebhookSecret = Field(
         default=None,
         validation_alias=AliasChoices("CLOSELOOP_ALERTS_WEBHOOK_SECRET", "CLOSELOOP_RECONCILIATION_WEBHOOK_SECRET"),
     )

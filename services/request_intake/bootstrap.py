@@ -16,6 +16,7 @@ from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness
 from closeloop.runtime import Runtime
+from closeloop.service_wiring import serve_ops
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, all_topic_specs, ensure_topics
 from request_intake.deliveries import Deliveries
@@ -41,6 +42,7 @@ class Intake:
     runtime: Runtime
     server: HttpServer
     metrics: ServiceMetrics
+    ops_server: HttpServer | None = None  # set when /metrics and /readyz have their own listener
 
     @property
     def port(self) -> int:
@@ -138,7 +140,10 @@ async def assemble(
             if verifier is None:
                 log.warning("no webhook secret configured; the endpoint answers 503", system=system)
         endpoint = WebhookEndpoint(receive, checked, metrics, max_body_bytes=settings.max_body_bytes)
-        app = build_app(endpoint, metrics, readiness_checks(kafka, pool), settings.max_body_bytes)
+        app = build_app(endpoint, settings.max_body_bytes)
+        ops_server = await serve_ops(
+            runtime, app, metrics, readiness_checks(kafka, pool), settings.ops_host, settings.ops_separate_port
+        )
         server = HttpServer(app, settings.http_host, settings.http_port)
         await server.start()
         runtime.closers.append(server.stop)
@@ -159,7 +164,7 @@ async def assemble(
         dead_letter_topic=settings.dlq_topic,
         raw_topics=sorted(settings.raw_topics()) if settings.consume_raw_topics else [],
     )
-    return Intake(runtime=runtime, server=server, metrics=metrics)
+    return Intake(runtime=runtime, server=server, metrics=metrics, ops_server=ops_server)
 
 
 async def bootstrap() -> Runtime:

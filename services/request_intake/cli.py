@@ -17,7 +17,7 @@ from rich.table import Table
 from request_intake.mapping import MappingError, load_mapping
 from request_intake.normalizers import normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 from request_intake.settings import IntakeSettings
 from request_intake.signatures import sign_hub, sign_standard
 
@@ -76,7 +76,10 @@ def normalize_file(
             table.add_row(str(index), "", "[red]unmappable[/red]", exc.describe(), "")
             continue
         for result in results:
-            if isinstance(result, Skipped):
+            if isinstance(result, Invalid):
+                refused += 1
+                table.add_row(str(index), "", "[red]unmappable[/red]", result.problem.describe(), "")
+            elif isinstance(result, Skipped):
                 table.add_row(str(index), result.ticket or "", "skipped", f"{result.why}: {result.detail}", "")
             else:
                 table.add_row(str(index), *_describe(result))

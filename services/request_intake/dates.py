@@ -6,11 +6,14 @@ MM/dd/yyyy, even in `value`. Jira: ISO 8601 with `+0100`-style offsets and epoch
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import MAXYEAR, MINYEAR, UTC, datetime, timedelta, tzinfo
 
 # Epoch values above this are milliseconds (year 2286 in seconds).
 _MILLIS_THRESHOLD = 10_000_000_000
+# Longer than any date format a vendor sends: such a value is not a date (and is not parsed at all).
+MAX_DATE_CHARS = 64
 
 
 def from_epoch(value: float) -> datetime:
@@ -33,7 +36,7 @@ def parse_datetime(value: object, *, zone: tzinfo = UTC, formats: Sequence[str] 
     if not isinstance(value, str):
         return None
     text = value.strip()
-    if not text:
+    if not text or len(text) > MAX_DATE_CHARS:
         return None
     if text.isascii() and text.isdigit():
         return parse_datetime(int(text), zone=zone)
@@ -51,16 +54,17 @@ def parse_datetime(value: object, *, zone: tzinfo = UTC, formats: Sequence[str] 
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before datetime.min in UTC
+        return None
 
 
 def add_calendar(start: datetime, years: int = 0, months: int = 0, rest: timedelta = timedelta()) -> datetime:
     """`start` plus calendar years and months (clamped to the month's last day), plus `rest`."""
     month_index = start.month - 1 + months + 12 * years
     year, month = start.year + month_index // 12, month_index % 12 + 1
-    day = start.day
-    while True:
-        try:
-            return start.replace(year=year, month=month, day=day) + rest
-        except ValueError:
-            day -= 1
+    if not MINYEAR <= year <= MAXYEAR:  # `P10000Y`: no such date (the clamping below would never end)
+        raise ValueError(f"year {year} is out of range")
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return start.replace(year=year, month=month, day=day) + rest

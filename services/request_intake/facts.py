@@ -6,6 +6,7 @@ carry, how names are canonicalised) hold whatever the source.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,11 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import isodate
+from pydantic import ValidationError
 
+from closeloop.contracts.codec import describe_validation_error
 from closeloop.contracts.identity import EntitlementKey
 from closeloop.contracts.tickets import Approval, RequestedAccess, TicketKind
 from request_intake.canonical import (
-    NamingError,
     canonical_principal,
     canonical_resource,
     default_privilege,
@@ -37,6 +39,11 @@ KINDS_NEEDING_SCOPE = frozenset(
     {TicketKind.ACCESS_REQUEST, TicketKind.REVOCATION_REQUEST, TicketKind.EXCEPTION, TicketKind.RECERTIFICATION}
 )
 MAX_JUSTIFICATION = 4000
+# What the entitlement key and the ticket event can hold (see closeloop.contracts.identity.EntitlementKey).
+MAX_RESOURCE_CHARS = 800
+MAX_PRINCIPAL_CHARS = 600
+# About a century: no access is requested for longer, and start + duration stays a representable date.
+MAX_REQUESTED_DURATION = timedelta(days=36525)
 
 DateParser = Callable[[Any], datetime | None]
 ApproverParser = Callable[[Any], tuple[Approval, ...]]
@@ -93,6 +100,8 @@ def parse_duration(text: str, anchor: datetime) -> timedelta:
         result = parsed
     if result <= timedelta(0):
         raise ValueError("must be positive")
+    if result > MAX_REQUESTED_DURATION:  # the end date must stay a date every consumer can compute
+        raise ValueError(f"longer than {MAX_REQUESTED_DURATION.days} days")
     return result
 
 
@@ -122,14 +131,15 @@ def map_facts(
     if system_field is not None:
         try:
             system = normalize_system(system_field[1], common)
-        except NamingError as exc:
+        except ValueError as exc:  # NamingError, or a canonical_ref refusal
             raise Unmappable(system_field[0], str(exc)) from exc
 
     access: RequestedAccess | None = None
     if resource_field is not None:
+        _edge_text(resource_field, MAX_RESOURCE_CHARS, "access resource")
         try:
             system, resource = canonical_resource(resource_field[1], system, common)
-        except NamingError as exc:
+        except ValueError as exc:  # NamingError, or `|` in the id (the entitlement key's separator)
             raise Unmappable(resource_field[0], f"access resource {exc}") from exc
         privilege_field = read.get("access_privilege")
         privilege = privilege_field[1].strip().lower() if privilege_field else default_privilege(resource, common)
@@ -144,9 +154,10 @@ def map_facts(
     principal: str | None = None
     requested_for: str | None = None
     if requested_for_field is not None:
+        _edge_text(requested_for_field, MAX_PRINCIPAL_CHARS, "requested_for")
         try:
             principal = canonical_principal(requested_for_field[1], system, common)
-        except NamingError as exc:
+        except ValueError as exc:  # NamingError, or `|` in the id (the entitlement key's separator)
             raise Unmappable(requested_for_field[0], f"requested_for {exc}") from exc
         # The canonical principal when a system qualifies it (one identity string for every consumer),
         # else the beneficiary as written (emails lower-cased), e.g. an offboarding without access_system.
@@ -168,7 +179,11 @@ def map_facts(
 
     entitlement = None
     if principal is not None and access is not None:
-        entitlement = EntitlementKey(principal=principal, resource=access.resource, privilege=access.privilege)
+        try:
+            entitlement = EntitlementKey(principal=principal, resource=access.resource, privilege=access.privilege)
+        except ValidationError as exc:
+            field = resource_field[0] if resource_field else "<body>"
+            raise Unmappable(field, f"no entitlement key: {describe_validation_error(exc)}") from exc
 
     owner = read.get("access_owner", "owner")
     justification = read.get("business_justification", "justification")
@@ -198,6 +213,16 @@ def map_facts(
         requested_by=_email_lower(requested_by[1]) if requested_by else None,
         origins=read.origins,
     )
+
+
+def _edge_text(found: tuple[str, str], max_chars: int, what: str) -> None:
+    """Names are accepted as people write them, within what the entitlement key can hold: bounded, and
+    without control characters (NUL and lone surrogates are refused when the body is read)."""
+    where, value = found
+    if len(value) > max_chars:
+        raise Unmappable(where, f"{what} is longer than {max_chars} characters")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise Unmappable(where, f"{what} contains control characters")
 
 
 def _truncate(text: str) -> str:

@@ -18,7 +18,6 @@ from prometheus_client import Counter
 from closeloop.consumer_loop import is_transient
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
-from closeloop.ops import Readiness, add_ops_routes
 from request_intake.deliveries import ClaimRefusal
 from request_intake.normalizers import SYSTEMS
 from request_intake.receive_webhook import Accepted, ReceiveWebhook, Refused, Unprocessable, WebhookDelivery
@@ -166,12 +165,10 @@ class WebhookEndpoint:
         )
 
 
-def build_app(
-    endpoint: WebhookEndpoint, metrics: ServiceMetrics, readiness: Readiness, max_body_bytes: int
-) -> web.Application:
+def build_app(endpoint: WebhookEndpoint, max_body_bytes: int) -> web.Application:
+    """The webhook routes; the caller adds the ops routes here or on their own listener (`serve_ops`)."""
     # aiohttp's own limit is a backstop; the endpoint enforces the limit while streaming.
     app = web.Application(client_max_size=max_body_bytes + CHUNK)
     for system in SYSTEMS:
         app.router.add_post(f"/v1/webhooks/{system}", endpoint.handler(system))
-    add_ops_routes(app, metrics, readiness)
     return app

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.untrusted import UNEXPECTED, as_bad_input
 from request_intake.mapping import Mapping
 from request_intake.normalizers import Normalized, normalize
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped
+from request_intake.problems import Invalid, Skipped, Unmappable
 from request_intake.transitions import LastSeen, Verdict, decide
 
 log = get_logger(__name__)
@@ -45,7 +46,7 @@ class TicketStateStore(Protocol):
 class Outcome:
     """What became of one ticket in a payload."""
 
-    result: str  # published | duplicate | stale | no_transition | skipped
+    result: str  # published | duplicate | stale | no_transition | skipped | dead_lettered
     ticket: str | None = None
     event_id: str | None = None
     transition: str | None = None
@@ -53,6 +54,10 @@ class Outcome:
 
     def as_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def _unexpected(reason: str) -> Unmappable:
+    return Unmappable("<body>", reason)
 
 
 class IngestTicket:
@@ -65,13 +70,21 @@ class IngestTicket:
         self._metrics = metrics
 
     def normalize(self, system: str, payload: Any) -> Normalized:
-        """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet)."""
-        return normalize(system, payload, self._mapping)
+        """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet),
+        also when a normalizer meets data it did not expect (logged: that gap is a bug to fix)."""
+        try:
+            return as_bad_input(Unmappable, _unexpected, normalize, system, payload, self._mapping)
+        except Unmappable as exc:
+            if exc.reason.startswith(UNEXPECTED):
+                log.warning("normalizer raised outside its contract", system=system, reason=exc.reason)
+            raise
 
     async def apply(self, items: Normalized, input_name: str) -> list[Outcome]:
         outcomes = []
         for item in items:
-            if isinstance(item, Skipped):
+            if isinstance(item, Invalid):  # the caller dead-letters the delivery with its problem
+                outcomes.append(Outcome("dead_lettered", why=item.problem.describe()))
+            elif isinstance(item, Skipped):
                 self._metrics.skip(input_name, item.why)
                 log.debug("ticket skipped", why=item.why, detail=item.detail, ticket=item.ticket, input=input_name)
                 outcomes.append(Outcome("skipped", ticket=item.ticket, why=item.why))

@@ -4,15 +4,15 @@ to Kafka directly. Same normalization, same handler, same dead-letter topic as t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from closeloop.consumer_loop import BadInput
+from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.ingest_ticket import IngestTicket
-from request_intake.problems import Unmappable
+from request_intake.problems import Invalid, Unmappable
 
 
 class RawTicketRecords:
@@ -29,16 +29,14 @@ class RawTicketRecords:
         if record.value is None:
             raise BadInput("invalid_json: <body>: the record has no value", "invalid_json")
         try:
-            payload: Any = json.loads(record.value)
-        except json.JSONDecodeError as exc:
-            raise BadInput(
-                f"invalid_json: <body>: the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                "invalid_json",
-            ) from exc
-        except UnicodeDecodeError as exc:
-            raise BadInput("invalid_json: <body>: the body is not UTF-8", "invalid_json") from exc
+            payload: Any = load_json(record.value)
+        except UntrustedInput as exc:
+            raise BadInput(f"invalid_json: <body>: the body {exc.reason}", "invalid_json") from exc
         try:
             items = self._ingest.normalize(system, payload)
         except Unmappable as exc:
             raise BadInput(f"unmappable: {exc.describe()}", "unmappable") from exc
         await self._ingest.apply(items, record.topic)
+        invalid = [item.problem for item in items if isinstance(item, Invalid)]
+        if invalid:  # the sound records are published; the record is dead-lettered for the others
+            raise BadInput(f"unmappable: {Unmappable.joined(invalid).describe()}", "unmappable")

@@ -28,6 +28,9 @@ _STORED_FIELDS = {
     "jira": ("issue.id", "issue.key", "changelog.items[status].toString"),
     "generic": ("data.ticket_id", "data.ticket_number", "data.state"),
 }
+_VERSION_FIELD = {"servicenow": "sys_mod_count", "jira": "changelog.id", "generic": "data.version"}
+# The version column is a PostgreSQL bigint.
+MAX_VERSION = 2**63 - 1
 
 _EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://closeloop.dev/request-intake/ticket-event")
 
@@ -80,6 +83,8 @@ class TicketObservation:
         ):
             if "\x00" in value:
                 raise Unmappable(field_name, "contains a NUL character")
+        if self.version is not None and not 0 <= self.version <= MAX_VERSION:
+            raise Unmappable(_VERSION_FIELD[self.draft.system], f"must be between 0 and {MAX_VERSION}")
 
     @property
     def system(self) -> str:

@@ -20,9 +20,26 @@ class Unmappable(ValueError):
     def describe(self) -> str:
         return f"{self.field}: {self.reason}"
 
+    @classmethod
+    def joined(cls, problems: list[Unmappable]) -> Unmappable:
+        """Several records' problems as one (the first field names it; the reason lists them all)."""
+        if len(problems) == 1:
+            return problems[0]
+        return cls(problems[0].field, "; ".join(p.describe() for p in problems[:20]))
+
     def within(self, prefix: str) -> Unmappable:
         """The same problem, located inside an element of a batch (`result[2].state`)."""
+        if not self.field:  # the element as a whole
+            return Unmappable(prefix or "<body>", self.reason)
         return Unmappable(f"{prefix}.{self.field}" if prefix else self.field, self.reason)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """One record of a batch that cannot be mapped; the other records of the batch go on, and the
+    delivery is dead-lettered with this problem."""
+
+    problem: Unmappable
 
 
 @dataclass(frozen=True)

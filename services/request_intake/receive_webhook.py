@@ -9,7 +9,6 @@ so that the sender's retry is accepted. Knows nothing of aiohttp: the HTTP entry
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +16,11 @@ from typing import Any
 from closeloop.dead_letter import DeadLetter, DeadLetterPublisher
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.untrusted import UntrustedInput, load_json
 from request_intake.deliveries import Claim, ClaimRefusal, Deliveries
 from request_intake.ingest_ticket import IngestTicket, Outcome
 from request_intake.normalizers import jira
-from request_intake.problems import Unmappable
+from request_intake.problems import Invalid, Unmappable
 
 log = get_logger(__name__)
 
@@ -116,12 +116,9 @@ class ReceiveWebhook:
             if refused is not None:
                 return refused
         try:
-            payload: Any = json.loads(delivery.body)
-        except json.JSONDecodeError as exc:
-            detail = f"the body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            return await self._dead_letter(delivery, Unmappable("<body>", detail), "invalid_json")
-        except UnicodeDecodeError:
-            return await self._dead_letter(delivery, Unmappable("<body>", "the body is not UTF-8"), "invalid_json")
+            payload: Any = load_json(delivery.body)
+        except UntrustedInput as exc:
+            return await self._dead_letter(delivery, Unmappable("<body>", f"the body {exc.reason}"), "invalid_json")
         if delivery.system == "jira" and delivery.delivery_id is None:
             # Jira sends no delivery id: the issue id + changelog id identify the delivery.
             key = jira.delivery_key(payload)
@@ -133,7 +130,11 @@ class ReceiveWebhook:
             items = self._ingest.normalize(delivery.system, payload)
         except Unmappable as exc:
             return await self._dead_letter(delivery, exc, "unmappable")
-        return Accepted(await self._ingest.apply(items, delivery.input_name))
+        outcomes = await self._ingest.apply(items, delivery.input_name)
+        invalid = [item.problem for item in items if isinstance(item, Invalid)]
+        if invalid:  # the sound records are published; the delivery is kept with what was wrong
+            await self._dead_letter(delivery, Unmappable.joined(invalid), "unmappable")
+        return Accepted(outcomes)
 
     async def _dead_letter(self, delivery: WebhookDelivery, problem: Unmappable, reason_class: str) -> Unprocessable:
         await self._dead_letters.send(

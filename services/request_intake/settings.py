@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
-from standardwebhooks.webhooks import Webhook
 
 from closeloop.settings import ServiceSettings
+from closeloop.shared_secrets import OptionalSharedSecret, OptionalWebhookSecret
 from closeloop.topics import ITSM_TICKETS, dlq, itsm_raw
 
 MIB = 1024 * 1024
@@ -17,10 +17,14 @@ MIB = 1024 * 1024
 class IntakeSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="CLOSELOOP_INTAKE_", extra="ignore", frozen=True)
 
-    # Address of the webhook server, which also serves /healthz, /readyz and /metrics (ops_host/ops_port unused).
+    # Address of the webhook server, which also serves /healthz, /readyz and /metrics unless
+    # ops_separate_port is set.
     http_host: str = Field(default="127.0.0.1")
     # Port of the webhook server; 0 picks a free one (tests).
     http_port: int = Field(default=8480, ge=0, le=65535)
+    # Serve /healthz, /readyz and /metrics on their own listener (ops_host:<this port>, 0 = any free one),
+    # so the public webhook port exposes the webhooks alone. Unset: they share the webhook listener.
+    ops_separate_port: int | None = Field(default=None, ge=0, le=65535)
     # Consumer group of the raw-topic ingress; instances with the same group share the raw partitions.
     group_id: str = Field(default="closeloop-request-intake")
     # Topic the normalized TicketEvents are published to.
@@ -34,10 +38,11 @@ class IntakeSettings(ServiceSettings):
     consume_raw_topics: bool = Field(default=True)
     # Standard Webhooks secrets (`whsec_<base64>`) for ServiceNow and generic senders; never logged.
     # Without a secret the endpoint answers 503: unsigned deliveries are never accepted.
-    servicenow_secret: SecretStr | None = Field(default=None)
-    generic_secret: SecretStr | None = Field(default=None)
+    # An empty value means unset; a key under 24 decoded bytes stops the service at start.
+    servicenow_secret: OptionalWebhookSecret = Field(default=None)
+    generic_secret: OptionalWebhookSecret = Field(default=None)
     # Shared secret of the Jira webhook (`X-Hub-Signature: sha256=<hex>` HMAC of the body); never logged.
-    jira_secret: SecretStr | None = Field(default=None)
+    jira_secret: OptionalSharedSecret = Field(default=None)
     # Site field mapping (YAML) merged over the packaged defaults; unset uses the defaults only.
     mapping_file: Path | None = Field(default=None)
     # Largest webhook body accepted; larger bodies get 413 without being read further.
@@ -55,22 +60,6 @@ class IntakeSettings(ServiceSettings):
     purge_interval_s: float = Field(default=60.0, gt=0)
     # Create the configured topics (and the dead-letter topic) at start-up when missing.
     ensure_topics: bool = Field(default=True)
-
-    @field_validator("servicenow_secret", "generic_secret")
-    @classmethod
-    def _whsec(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value():
-            return None
-        try:
-            Webhook(value.get_secret_value())
-        except Exception as exc:  # the library raises several types for a malformed secret
-            raise ValueError("must be a Standard Webhooks secret: whsec_<base64>") from exc
-        return value
-
-    @field_validator("jira_secret")
-    @classmethod
-    def _non_empty(cls, value: SecretStr | None) -> SecretStr | None:
-        return value if value is not None and value.get_secret_value() else None
 
     @field_validator("dead_letter_topic")
     @classmethod

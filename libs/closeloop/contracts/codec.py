@@ -17,6 +17,7 @@ from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.tickets import TicketEvent
+from closeloop.untrusted import UntrustedInput, load_json
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 Headers = Sequence[tuple[str, bytes]]
@@ -62,9 +63,9 @@ def decode(value: bytes | None, expected: type[Envelope] | tuple[type[Envelope],
     if value is None:
         raise DecodeError("record has no value (tombstone)")
     try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DecodeError(f"value is not JSON: {exc}") from exc
+        data = load_json(value)
+    except UntrustedInput as exc:
+        raise DecodeError(f"value {exc.reason}") from exc
     if not isinstance(data, dict):
         raise DecodeError("value is not a JSON object")
     event_type = data.get("event_type")

@@ -10,8 +10,6 @@ Bearer token, `X-GitHub-Api-Version`. Handles `github:user:<login>` / `github:te
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
@@ -19,6 +17,7 @@ from closeloop.contracts.identity import EntitlementKey, split_ref
 from closeloop.record.confirmation import api_executor_for
 from provisioning.executors.base import Execution, Executor
 from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
+from provisioning.executors.vendor_ids import InvalidVendorId, github_login, github_team, segment
 
 
 class GitHubExecutor(Executor):
@@ -47,9 +46,12 @@ class GitHubExecutor(Executor):
         return api_executor_for(key) == self.name
 
     async def execute(self, command: ProvisioningCommand) -> Execution:
-        org, _, slug = split_ref(command.key.resource)[2].partition("/")
-        username = split_ref(command.key.principal)[2]
-        path = f"/orgs/{quote(org, safe='')}/teams/{quote(slug, safe='')}/memberships/{quote(username, safe='')}"
+        try:
+            org, slug = github_team(split_ref(command.key.resource)[2])
+            username = github_login(split_ref(command.key.principal)[2])
+        except InvalidVendorId as exc:
+            return Execution.failed(f"refused before any request: {exc}")
+        path = f"/orgs/{segment(org)}/teams/{segment(slug)}/memberships/{segment(username)}"
         try:
             if command.action is CommandAction.REVOKE:
                 response = await self._http.request(

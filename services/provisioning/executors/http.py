@@ -4,9 +4,12 @@ other errors are final. Tokens travel in headers only and never appear in logs o
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -46,21 +49,43 @@ class HttpResponse:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from Retry-After, or from a rate-limit reset epoch (Okta, GitHub)."""
+    """Seconds to wait from Retry-After (delay-seconds or HTTP-date), or from a rate-limit reset epoch
+    (Okta, GitHub); None when absent or unreadable. Never NaN, infinite or negative (a `nan` once made
+    the backoff sleep forever); callers cap it at their backoff ceiling."""
+    clock = now if now is not None else time.time()
     value = headers.get("Retry-After")
     if value is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            return None
+        seconds = _finite(value)
+        if seconds is None:
+            seconds = _http_date(value, clock)
+        return None if seconds is None else max(seconds, 0.0)
     for name in ("X-Rate-Limit-Reset", "X-RateLimit-Reset"):
         reset = headers.get(name)
         if reset is not None:
-            try:
-                return max(float(reset) - (now if now is not None else time.time()), 0.0)
-            except ValueError:
-                return None
+            epoch = _finite(reset)
+            return None if epoch is None else max(epoch - clock, 0.0)
     return None
+
+
+def _finite(text: str) -> float | None:
+    text = text.strip()
+    if len(text) > 32:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _http_date(text: str, now: float) -> float | None:
+    try:
+        when = parsedate_to_datetime(text.strip()[:64])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp() - now
 
 
 class RetryingHttp:

@@ -10,9 +10,6 @@ Authorization is `SSWS <API token>`. Handles `okta:user:<login or id>` / `okta:g
 
 from __future__ import annotations
 
-import re
-from urllib.parse import quote
-
 from pydantic import SecretStr
 
 from closeloop.contracts.commands import CommandAction, ProvisioningCommand
@@ -20,8 +17,7 @@ from closeloop.contracts.identity import EntitlementKey, split_ref
 from closeloop.record.confirmation import api_executor_for
 from provisioning.executors.base import Execution, Executor
 from provisioning.executors.http import HttpCallFailed, RetryingHttp, RetryPolicy
-
-OKTA_ID = re.compile(r"^00[a-zA-Z0-9]{18}$")
+from provisioning.executors.vendor_ids import OKTA_OBJECT_ID, InvalidVendorId, okta_object_id, okta_user, segment
 
 
 class OktaExecutor(Executor):
@@ -48,8 +44,11 @@ class OktaExecutor(Executor):
         return api_executor_for(key) == self.name
 
     async def execute(self, command: ProvisioningCommand) -> Execution:
-        group_id = quote(split_ref(command.key.resource)[2], safe="")
-        user = split_ref(command.key.principal)[2]
+        try:
+            group_id = okta_object_id(split_ref(command.key.resource)[2], "Okta group id")
+            user = okta_user(split_ref(command.key.principal)[2])
+        except InvalidVendorId as exc:
+            return Execution.failed(f"refused before any request: {exc}")
         revoke = command.action is CommandAction.REVOKE
         try:
             user_id = await self._user_id(user)
@@ -57,7 +56,7 @@ class OktaExecutor(Executor):
                 if revoke:
                     return Execution.succeeded(f"Okta has no user {user}: nothing to remove")
                 return Execution.failed(f"Okta has no user {user}")
-            path = f"/api/v1/groups/{group_id}/users/{quote(user_id, safe='')}"
+            path = f"/api/v1/groups/{segment(group_id)}/users/{segment(user_id)}"
             if revoke:
                 response = await self._http.request("DELETE", path, ok=(204, 200), accept=(404,))
                 if response.status == 404:
@@ -65,17 +64,18 @@ class OktaExecutor(Executor):
                 return Execution.succeeded("removed from the group")
             await self._http.request("PUT", path, ok=(204, 200))
             return Execution.succeeded("added to the group")
-        except HttpCallFailed as exc:
+        except (HttpCallFailed, InvalidVendorId) as exc:
             return Execution.failed(str(exc))
 
     async def _user_id(self, user: str) -> str | None:
-        if OKTA_ID.match(user):
+        if OKTA_OBJECT_ID.fullmatch(user):
             return user
-        response = await self._http.request("GET", f"/api/v1/users/{quote(user, safe='')}", ok=(200,), accept=(404,))
+        response = await self._http.request("GET", f"/api/v1/users/{segment(user)}", ok=(200,), accept=(404,))
         if response.status == 404 or not isinstance(response.body, dict):
             return None
         user_id = response.body.get("id")
-        return str(user_id) if user_id else None
+        # The id goes into the next path: it must be an Okta id, whatever the server answered.
+        return okta_object_id(str(user_id), "Okta user id") if user_id else None
 
     async def close(self) -> None:
         await self._http.close()

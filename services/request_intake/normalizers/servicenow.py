@@ -8,19 +8,19 @@ The record does not carry its previous state: the handler diffs against the last
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from closeloop.contracts.tickets import Approval, ApprovalDecision, TicketKind, TicketTransition
+from closeloop.untrusted import UntrustedInput, as_bad_input, load_json
 from request_intake.dates import parse_datetime
 from request_intake.extract import first, resolve, scalar
 from request_intake.facts import MappingContext, map_facts
 from request_intake.mapping import Mapping, ServiceNowMapping, ServiceNowTable, fold
 from request_intake.observation import CLOSED, TicketObservation, build_draft, ticket_event_id
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 
 SYSTEM = "servicenow"
 
@@ -35,19 +35,32 @@ _APPROVER_DECISIONS = {
 _IGNORED_APPROVER_STATES = frozenset({"cancelled", "canceled", "no longer required", "skipped", "duplicate"})
 
 
-def normalize_servicenow(payload: Any, mapping: Mapping) -> list[TicketObservation | Skipped]:
-    results: list[TicketObservation | Skipped] = []
+def normalize_servicenow(payload: Any, mapping: Mapping) -> list[TicketObservation | Skipped | Invalid]:
+    """One result per record; in a batch, a record that cannot be mapped is Invalid and the others go on.
+    Raises Unmappable when no record of the delivery can be mapped."""
+    results: list[TicketObservation | Skipped | Invalid] = []
     records = _records(payload)
     if not records:
         return [Skipped("empty_batch", "the delivery holds no record")]
     for where, record in records:
-        if not isinstance(record, dict):
-            raise Unmappable(where or "<body>", "a ServiceNow record must be a JSON object")
         try:
-            results.append(_normalize_record(record, mapping))
+            results.append(as_bad_input(Unmappable, _unexpected, _normalize_one, record, mapping))
         except Unmappable as exc:
-            raise exc.within(where) from None
+            results.append(Invalid(exc.within(where)))
+    invalid = [r for r in results if isinstance(r, Invalid)]
+    if len(invalid) == len(results):
+        raise invalid[0].problem
     return results
+
+
+def _unexpected(reason: str) -> Unmappable:
+    return Unmappable("", reason)
+
+
+def _normalize_one(record: Any, mapping: Mapping) -> TicketObservation | Skipped:
+    if not isinstance(record, dict):
+        raise Unmappable("", "a ServiceNow record must be a JSON object")
+    return _normalize_record(record, mapping)
 
 
 def _records(payload: Any) -> list[tuple[str, Any]]:
@@ -128,9 +141,9 @@ def parse_approvers(raw: Any, sn: ServiceNowMapping) -> tuple[Approval, ...]:
     """sysapproval_approver-like records: {approver, state, sys_updated_on}; a JSON string of them too."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError("expected a list of approval records (or its JSON)") from exc
+            raw = load_json(raw)
+        except UntrustedInput as exc:
+            raise ValueError(f"expected a list of approval records (or its JSON), but the text {exc.reason}") from exc
     items = raw if isinstance(raw, list) else [raw]
     approvals = []
     for item in items:

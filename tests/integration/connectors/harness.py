@@ -22,8 +22,8 @@ from connectors.bootstrap import ConnectorsService, build_service
 from connectors.settings import ConnectorsSettings
 from tests.support.kafka_helpers import read_for, read_topic, unique
 
-OKTA_SECRET = "integration-okta-secret"
-HOOK_SECRET = "integration-hook-secret"
+OKTA_SECRET = "integration-okta-secret-0123456789"
+HOOK_SECRET = "integration-hook-secret-0123456789"
 BEARER = {"Authorization": f"Bearer {HOOK_SECRET}"}
 OKTA_AUTH = {"Authorization": OKTA_SECRET}
 

@@ -36,6 +36,6 @@ def test_unknown_source_is_rejected() -> None:
 
 
 def test_secrets_are_not_shown() -> None:
-    settings = ConnectorsSettings(hook_secret="very-secret-value", okta_secret="another-secret")
-    assert "very-secret-value" not in repr(settings)
-    assert "another-secret" not in str(settings.model_dump())
+    settings = ConnectorsSettings(hook_secret="very-secret-value-0123456789", okta_secret="another-secret-0123456789ab")
+    assert "very-secret-value-0123456789" not in repr(settings)
+    assert "another-secret-0123456789ab" not in str(settings.model_dump())

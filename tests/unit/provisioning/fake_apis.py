@@ -56,7 +56,7 @@ class FakeApi:
 
 @dataclass
 class FakeOkta(FakeApi):
-    token: str = "okta-test-token"
+    token: str = "okta-test-token-0123456789abcdef"
     users: dict[str, str] = field(default_factory=dict)  # login -> id
     groups: dict[str, set[str]] = field(default_factory=dict)  # group id -> user ids
 
@@ -106,7 +106,7 @@ class FakeOkta(FakeApi):
 
 @dataclass
 class FakeGitHub(FakeApi):
-    token: str = "ghp_testtoken"
+    token: str = "ghp_testtoken0123456789abcdefghijklmnop"
     org_members: set[str] = field(default_factory=set)
     teams: dict[str, dict[str, str]] = field(default_factory=dict)  # "org/slug" -> login -> role
 

@@ -70,7 +70,7 @@ async def test_okta_grant_resolves_the_login_and_puts_the_membership(
     lookup, put = okta.requests
     assert (lookup.method, lookup.path) == ("GET", "/api/v1/users/alice@example.com")
     assert (put.method, put.path) == ("PUT", f"/api/v1/groups/{GROUP}/users/{ALICE_ID}")
-    assert put.headers["Authorization"] == "SSWS okta-test-token"
+    assert put.headers["Authorization"] == f"SSWS {okta.token}"
     assert put.headers["Accept"] == "application/json"
 
 
@@ -149,7 +149,7 @@ async def test_github_put_sets_the_role_with_bearer_and_api_version(
         "/orgs/acme/teams/platform/memberships/alice-gh",
         {"role": "maintainer"},
     )
-    assert put.headers["Authorization"] == "Bearer ghp_testtoken"
+    assert put.headers["Authorization"] == f"Bearer {github.token}"
     assert put.headers["X-GitHub-Api-Version"] == "2022-11-28"
     assert put.headers["Accept"] == "application/vnd.github+json"
 
@@ -222,5 +222,29 @@ def test_retry_after_headers() -> None:
     assert retry_after_seconds({"Retry-After": "7"}) == 7.0
     assert retry_after_seconds({"X-Rate-Limit-Reset": "1010"}, now=1000.0) == 10.0
     assert retry_after_seconds({"X-RateLimit-Reset": "900"}, now=1000.0) == 0.0
-    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) is None
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
     assert retry_after_seconds({}) is None
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "1e400", "soon", "Wed, 99 Foo 2015", "9" * 5000])
+def test_retry_after_that_is_no_number_of_seconds_is_ignored(value: str) -> None:
+    assert retry_after_seconds({"Retry-After": value}) is None
+    assert retry_after_seconds({"X-RateLimit-Reset": value}, now=1000.0) is None
+
+
+def test_retry_after_is_never_negative() -> None:
+    assert retry_after_seconds({"Retry-After": "-5"}) == 0.0
+
+
+async def test_a_nan_retry_after_falls_back_to_the_backoff(okta: FakeOkta, okta_executor: OktaExecutor) -> None:
+    okta.fail_next(429, times=2, headers={"Retry-After": "nan"})
+    result = await okta_executor.execute(command(key(principal=f"okta:user:{ALICE_ID}"), CommandAction.GRANT))
+    assert result.status is ExecutionStatus.SUCCEEDED
+    assert len(okta.requests) == 3
+
+
+async def test_a_huge_retry_after_is_capped_at_the_backoff_ceiling(okta: FakeOkta, okta_executor: OktaExecutor) -> None:
+    okta.fail_next(429, times=1, headers={"Retry-After": "86400000"})
+    result = await okta_executor.execute(command(key(principal=f"okta:user:{ALICE_ID}"), CommandAction.GRANT))
+    assert result.status is ExecutionStatus.SUCCEEDED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -107,13 +108,13 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOSELOOP_RECONCILIATION_PRIVILEGE_ORDER", json.dumps([["Read", "Write"]]))
     monkeypatch.setenv("CLOSELOOP_RECONCILIATION_CLOSED_REMOVAL_GRACE", "PT20M")
     monkeypatch.setenv("CLOSELOOP_RECONCILIATION_CREDENTIAL_MAX_AGE", "P30D")
-    monkeypatch.setenv("CLOSELOOP_ALERTS_WEBHOOK_SECRET", "whsec_dGVzdA==")
+    monkeypatch.setenv("CLOSELOOP_ALERTS_WEBHOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 32).decode())
     settings = ReconciliationSettings()
     assert settings.privilege_order == (("read", "write"),)
     assert settings.closed_removal_grace == timedelta(minutes=20)
     assert settings.credential_max_age == timedelta(days=30)
     assert settings.webhook_secret is not None
-    assert settings.webhook_secret.get_secret_value() == "whsec_dGVzdA=="
+    assert settings.webhook_secret.get_secret_value() == "whsec_" + base64.b64encode(b"k" * 32).decode()
     assert settings.ops_port == 8484
     monkeypatch.setenv("CLOSELOOP_RECONCILIATION_PRIVILEGE_ORDER", json.dumps([["read"]]))
     with pytest.raises(ValidationError):

@@ -10,8 +10,9 @@ import pytest
 from closeloop.contracts.identity import IdentityKind
 from closeloop.contracts.tickets import ApprovalDecision, TicketKind, TicketTransition
 from request_intake.normalizers import normalize
+from request_intake.normalizers.servicenow import normalize_servicenow
 from request_intake.observation import TicketObservation
-from request_intake.problems import Skipped, Unmappable
+from request_intake.problems import Invalid, Skipped, Unmappable
 from tests.unit.request_intake.fixtures import default_mapping, load
 
 T = TicketTransition
@@ -349,11 +350,21 @@ def test_missing_privilege_without_a_default() -> None:
     assert unmappable(record).field == "variables.access_privilege"
 
 
-def test_a_bad_record_in_a_page_is_located() -> None:
+def test_a_bad_record_in_a_page_is_located_and_the_others_go_on() -> None:
     page = load("servicenow", "table_api_page.json")
     page["result"][1]["state"] = "42"
-    problem = unmappable(page)
-    assert problem.field == "result[1].state"
+    results = normalize_servicenow(page, default_mapping())
+    (invalid,) = [r for r in results if isinstance(r, Invalid)]
+    assert invalid.problem.field == "result[1].state"
+    assert len(results) == len(page["result"])
+    assert any(isinstance(r, TicketObservation) for r in results)
+
+
+def test_a_page_of_only_bad_records_is_unmappable() -> None:
+    page = load("servicenow", "table_api_page.json")
+    for record in page["result"]:
+        record["state"] = "42"
+    assert unmappable(page).field == "result[0].state"
 
 
 def test_overlong_identifier_is_refused_naming_its_source() -> None:
