@@ -23,7 +23,14 @@ from rich.table import Table
 from closeloop.logging import configure_logging
 from closeloop.settings import DatabaseSettings, KafkaSettings
 
-BENCHMARKS = ("bench_intake", "bench_connectors", "bench_provisioning", "bench_expiry", "bench_reconciliation")
+BENCHMARKS = (
+    "bench_intake",
+    "bench_connectors",
+    "bench_provisioning",
+    "bench_expiry",
+    "bench_reconciliation",
+    "bench_watermarks",
+)
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
 
@@ -63,7 +70,9 @@ def render(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
     for row in rows:
         if row.get("ratio") is not None:
             ratios.add_row(row["benchmark"], row["metric"], f"{row['ratio']:.3f}", str(row.get("ratio_to", "")))
-    absolute = Table(title=f"Absolute figures ({info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']})")
+    absolute = Table(
+        title=f"Absolute figures ({info['cores']} cores, {info['memory_gib']} GiB, Python {info['python']})"
+    )
     for column in ("benchmark", "metric", "value", "unit"):
         absolute.add_column(column)
     for row in rows:

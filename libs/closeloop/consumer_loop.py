@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -21,8 +22,12 @@ from closeloop.contracts.codec import header_value
 from closeloop.dead_letter import DeadLetter, DeadLetterPublisher
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.progress_beacon import SourceMarks
 
 log = get_logger(__name__)
+
+# How old the fetcher's idea of a partition's high watermark can be (aiokafka's fetch wait is 500 ms).
+HIGHWATER_STALENESS = timedelta(seconds=1)
 
 RecordProcessor = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
 
@@ -62,6 +67,7 @@ class ConsumerLoop:
         max_failed_attempts: int = 5,
         max_backoff_s: float = 30.0,
         batch_size: int = 500,
+        marks: SourceMarks | None = None,
     ) -> None:
         self._consumer = consumer
         self._process = process
@@ -71,18 +77,43 @@ class ConsumerLoop:
         self._max_backoff_s = max_backoff_s
         self._batch_size = batch_size
         self._stopping = asyncio.Event()
+        # How far each input partition is handled, for the service's progress records (see progress_beacon).
+        self._marks = marks
+        self._handled_at: dict[TopicPartition, datetime] = {}
 
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
+            fetched_at = datetime.now(UTC)
             batches = await self._consumer.getmany(timeout_ms=250, max_records=self._batch_size)
             for tp, records in batches.items():
                 for record in records:
                     await self._handle(record)
+                    self._handled_at[tp] = datetime.fromtimestamp(record.timestamp / 1000, UTC)
                 await self._commit(tp, records[-1].offset + 1)
                 self._record_lag(tp, records[-1].offset + 1)
+            if self._marks is not None:
+                self._marks.replace(await self._source_marks(fetched_at))
+
+    async def _source_marks(self, fetched_at: datetime) -> dict[str, datetime | None] | None:
+        """Per assigned partition: `fetched_at` when caught up with it, else the append time of the last
+        record handled (records after it were appended later); None (unknown) before any fetch."""
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return None  # no assignment yet, or a rebalance: a backlog may be waiting for this instance
+        marks: dict[str, datetime | None] = {}
+        for tp in assigned:
+            highwater = self._consumer.highwater(tp)
+            position = await self._consumer.position(tp) if highwater is not None else None
+            if highwater is not None and position is not None and position >= highwater:
+                # The high watermark comes from the background fetcher's last response, up to one fetch
+                # wait old: claim a little less than the time of this round.
+                marks[f"{tp.topic}/{tp.partition}"] = fetched_at - HIGHWATER_STALENESS
+            else:
+                marks[f"{tp.topic}/{tp.partition}"] = self._handled_at.get(tp)
+        return marks
 
     async def _commit(self, tp: TopicPartition, next_offset: int) -> None:
         try:

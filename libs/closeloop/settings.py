@@ -154,3 +154,17 @@ class ServiceSettings(_Base):
     group_id: str = Field(default="closeloop")
     # Seconds to wait for in-flight work when asked to stop.
     shutdown_grace_s: float = Field(default=10.0, ge=0)
+
+
+class ProgressSettings(_Base):
+    """Stream progress (watermark) records a producing service publishes on its output partitions."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOSELOOP_PROGRESS_", extra="ignore", frozen=True)
+
+    # Seconds between progress records on each output partition; the reconciler judges a missing ticket or
+    # grant at the earliest one interval after the input's watermark passed the deadline.
+    interval_s: float = Field(default=1.0, gt=0, le=60)
+    # Stable name of this instance in progress records (default: the host name). It must survive restarts:
+    # a consumer waits for a silent producer until its producer expiry, so a new name after every crash would
+    # hold judgments that long.
+    instance: str | None = Field(default=None, max_length=150)

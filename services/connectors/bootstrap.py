@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,9 +24,10 @@ from closeloop.dead_letter import DeadLetterPublisher
 from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.ops import HttpServer, Readiness
+from closeloop.progress_beacon import ProgressBeacon, attach_beacon, producer_id
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import serve_ops
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, dlq, ensure_topics
 from connectors.http_entry import HookRoutes, build_app
 from connectors.identity import IdentityClassifier
@@ -35,7 +37,7 @@ from connectors.metrics import ConnectorMetrics
 from connectors.model import ParseContext
 from connectors.registry import CONNECTORS
 from connectors.settings import ConnectorsSettings
-from connectors.sink import SERVICE, KafkaGrantSink
+from connectors.sink import SERVICE, GrantSink, HeldSink, KafkaGrantSink
 from connectors.stores import PostgresLedger
 
 log = get_logger(__name__)
@@ -72,8 +74,11 @@ class Ingestion:
     pool: asyncpg.Pool
     metrics: ConnectorMetrics
     ingest: IngestRecords
+    backfill: ProgressBeacon | None = None
 
     async def close(self) -> None:
+        if self.backfill is not None:
+            await self.backfill.close()
         await self.producer.stop()
         await self.pool.close()
 
@@ -83,7 +88,10 @@ async def open_ingestion(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     metrics: ConnectorMetrics | None = None,
+    backfill_progress: ProgressSettings | None = None,
 ) -> Ingestion:
+    """Clients and the ingestion pipeline. With `backfill_progress` (a replay), publishing old records holds
+    the grants stream's watermark until `Ingestion.close`."""
     if settings.ensure_topics:
         await ensure_topics(kafka_settings, topic_specs(settings))
     pool = await create_pool(database_settings)
@@ -105,14 +113,23 @@ async def open_ingestion(
             k8s_ignored_token_requesters=template.k8s_ignored_token_requesters,
         )
 
+    sink: GrantSink = KafkaGrantSink(kafka_producer, settings.grants_topic)
+    beacon = None
+    if backfill_progress is not None:
+        name = f"{producer_id(SERVICE, backfill_progress)}/replay-{os.getpid()}"
+        beacon = ProgressBeacon(
+            kafka_producer,
+            settings.grants_topic,
+            name,
+            f"closeloop/{SERVICE}",
+            interval_s=backfill_progress.interval_s,
+            backfill=True,
+        )
+        sink = HeldSink(sink, beacon)
     ingest = IngestRecords(
-        {s: CONNECTORS[s] for s in settings.sources},
-        PostgresLedger(pool),
-        KafkaGrantSink(kafka_producer, settings.grants_topic),
-        metrics,
-        fresh_context,
+        {s: CONNECTORS[s] for s in settings.sources}, PostgresLedger(pool), sink, metrics, fresh_context
     )
-    return Ingestion(settings, kafka_producer, pool, metrics, ingest)
+    return Ingestion(settings, kafka_producer, pool, metrics, ingest, beacon)
 
 
 def read_alias_file(path: Path) -> dict[str, list[str]]:
@@ -136,6 +153,7 @@ class ConnectorsService:
     runtime: Runtime
     consumer: AIOKafkaConsumer | None
     app: web.Application
+    beacon: ProgressBeacon
     ops_server: HttpServer | None = None  # set when /metrics and /readyz have their own listener
 
 
@@ -152,7 +170,10 @@ async def _purge_forever(dedupe: PostgresDedupe, days: int, stop: asyncio.Event)
 
 
 async def build_service(
-    settings: ConnectorsSettings, kafka_settings: KafkaSettings, database_settings: DatabaseSettings
+    settings: ConnectorsSettings,
+    kafka_settings: KafkaSettings,
+    database_settings: DatabaseSettings,
+    progress_settings: ProgressSettings | None = None,
 ) -> ConnectorsService:
     ingestion = await open_ingestion(settings, kafka_settings, database_settings)
     pool, kafka_producer, metrics = ingestion.pool, ingestion.producer, ingestion.metrics
@@ -188,6 +209,15 @@ async def build_service(
 
     runtime = Runtime(name=SERVICE, shutdown_grace_s=settings.shutdown_grace_s)
     runtime.closers.append(ingestion.close)
+    beacon = attach_beacon(
+        runtime,
+        kafka_producer,
+        settings.grants_topic,
+        SERVICE,
+        progress_settings or ProgressSettings(),
+        raw_consumer=settings.consume_raw_topics and bool(settings.sources),
+        in_flight=ingestion.ingest.in_flight,
+    )
     raw_consumer: AIOKafkaConsumer | None = None
     if settings.consume_raw_topics and settings.sources:
         processor = RawTopicProcessor(ingestion.ingest, {settings.raw_topic(s): s for s in settings.sources})
@@ -200,6 +230,7 @@ async def build_service(
             DeadLetterPublisher(kafka_producer, SERVICE),
             metrics,
             batch_size=settings.batch_size,
+            marks=beacon.marks,
         )
         runtime.loops.append(loop.run)
         runtime.stoppers.append(loop.stop)
@@ -219,7 +250,7 @@ async def build_service(
         sources=settings.sources,
         grants_topic=settings.grants_topic,
     )
-    return ConnectorsService(ingestion, server, runtime, raw_consumer, app, ops_server)
+    return ConnectorsService(ingestion, server, runtime, raw_consumer, app, beacon, ops_server)
 
 
 async def bootstrap() -> Runtime:

@@ -20,7 +20,7 @@ from closeloop.contracts.identity import IdentityKind
 from closeloop.db import create_pool
 from closeloop.kafka import producer
 from closeloop.logging import configure_logging
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from connectors.bootstrap import load_aliases, open_ingestion
 from connectors.ingest_records import IngestSummary
 from connectors.registry import SOURCES
@@ -73,7 +73,9 @@ def replay(
 async def _replay(settings: ConnectorsSettings, source: str, file: Path, batch_size: int) -> IngestSummary:
     if source not in settings.sources:
         settings = settings.model_copy(update={"sources": [*settings.sources, source]})
-    ingestion = await open_ingestion(settings, KafkaSettings(), DatabaseSettings().for_service("connectors"))
+    ingestion = await open_ingestion(
+        settings, KafkaSettings(), DatabaseSettings().for_service("connectors"), backfill_progress=ProgressSettings()
+    )
     try:
         with Progress(
             TextColumn(f"replay {source}"),

@@ -22,6 +22,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import GrantEvent
 from closeloop.logging import get_logger
+from closeloop.progress_beacon import InFlight
 from closeloop.untrusted import UNEXPECTED, UntrustedInput, as_bad_input, screen
 from connectors.errors import MalformedRecord
 from connectors.metrics import ConnectorMetrics
@@ -119,8 +120,11 @@ class IngestRecords:
         sink: GrantSink,
         metrics: ConnectorMetrics,
         context: Callable[[], ParseContext],
+        in_flight: InFlight | None = None,
     ) -> None:
         self._connectors = connectors
+        # Receipt times of batches being published, for the grants topic's progress records.
+        self.in_flight = in_flight or InFlight()
         self._ledger = ledger
         self._sink = sink
         self._metrics = metrics
@@ -138,6 +142,10 @@ class IngestRecords:
         return IngestSummary(received=1, dead_lettered=1, rejections=[reason])
 
     async def __call__(self, source: str, records: Sequence[Any], origin: Origin) -> IngestSummary:
+        with self.in_flight.receiving():
+            return await self._ingest(source, records, origin)
+
+    async def _ingest(self, source: str, records: Sequence[Any], origin: Origin) -> IngestSummary:
         connector = self._connectors[source]
         metric_input = f"{origin.kind}:{source}"
         started = time.perf_counter()

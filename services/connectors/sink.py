@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 from closeloop.connector_sdk.publisher import GrantPublisher
 from closeloop.contracts.base import Envelope
 from closeloop.dead_letter import DeadLetter, DeadLetterPublisher
+from closeloop.progress_beacon import ProgressBeacon
 
 SERVICE = "connectors"
 
@@ -73,3 +74,23 @@ class MemorySink:
 
     async def reject(self, rejected: Sequence[Rejected]) -> None:
         self.rejected.extend(rejected)
+
+
+class HeldSink:
+    """A sink for backfills: before publishing old records it lowers the producer's watermark to the oldest of
+    them (and says so on every partition first), so the reconciler does not judge absence on the stream until
+    the backfill ends (`ProgressBeacon.close`)."""
+
+    def __init__(self, inner: GrantSink, beacon: ProgressBeacon) -> None:
+        self._inner = inner
+        self._beacon = beacon
+        self.grants_topic = beacon.topic
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        if events:
+            self._beacon.hold(min(event.occurred_at for event in events))
+            await self._beacon.publish_once()
+        await self._inner.publish(events)
+
+    async def reject(self, rejected: Sequence[Rejected]) -> None:
+        await self._inner.reject(rejected)

@@ -12,6 +12,7 @@ from aiokafka import ConsumerRecord
 from closeloop.consumer_loop import BadInput
 from closeloop.contracts.codec import DecodeError, decode, header_value
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.progress import is_stream_progress
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.logging import bind_correlation
 from expiry.apply_triggers import end_project, offboard_principal
@@ -41,6 +42,9 @@ class TriggerEntry:
 
     async def process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         metrics = self._ctx.metrics
+        if is_stream_progress(record.headers):
+            metrics.skip(record.topic, "stream_progress")
+            return
         if record.topic == self._settings.grants_topic:
             event_type = header_value(record.headers, "ce_type")
             if event_type is not None and event_type != PrincipalStatusChanged.EVENT_TYPE:

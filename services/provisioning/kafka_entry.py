@@ -15,6 +15,7 @@ from closeloop.consumer_loop import BadInput
 from closeloop.contracts.codec import DecodeError, decode
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.progress import is_stream_progress
 from closeloop.contracts.ticket_interpretation import TicketAction, interpret
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.metrics import ServiceMetrics
@@ -60,6 +61,9 @@ class RecordInputs:
         self._grants_topic = grants_topic
 
     async def __call__(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        if is_stream_progress(record.headers):
+            self._metrics.skip(record.topic, "stream_progress")
+            return
         try:
             if record.topic == self._tickets_topic:
                 result = await self._ticket(record.value)

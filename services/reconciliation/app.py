@@ -35,6 +35,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import DecodeError, decode
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.dead_letter import DeadLetter
 from closeloop.kafka import faust_credentials
@@ -44,6 +45,7 @@ from closeloop.settings import KafkaSettings
 from closeloop.topics import dlq
 from reconciliation.continuity import Continuity, Verdict
 from reconciliation.deadlines import DeadlineIndex
+from reconciliation.input_stalled import STALL_PRINCIPAL
 from reconciliation.join_engine import JoinEngine
 from reconciliation.join_records import (
     ORIGIN_OFFSET,
@@ -56,6 +58,7 @@ from reconciliation.join_records import (
     forward_headers,
     header,
     tick_record,
+    watch_record,
 )
 from reconciliation.ledger import AlertLedger
 from reconciliation.routing import partition_for, principal_of_key, route
@@ -64,6 +67,7 @@ from reconciliation.settings import ReconciliationSettings
 from reconciliation.sinks.alert_record import AlertEncoder
 from reconciliation.store import ENTITLEMENTS, TABLES, UnitOfWork, Write
 from reconciliation.topic_meta import read_range, start_offsets
+from reconciliation.watermarks import WatermarkBook
 
 log = get_logger(__name__)
 
@@ -75,6 +79,14 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def broadcast_kind(event: Envelope) -> str:
+    if isinstance(event, SnapshotMarker):
+        return "marker"
+    if isinstance(event, StreamProgress):
+        return "progress"
+    return "person"
 
 
 class FaustTables:
@@ -134,6 +146,17 @@ class ReconcilerMetrics:
             ["topic"],
             registry=registry,
         )
+        self.held = Gauge(
+            "closeloop_reconciliation_held_findings",
+            "Entitlements whose finding about something missing waits for an input watermark (this worker)",
+            registry=registry,
+        )
+        self.input_lag = Gauge(
+            "closeloop_reconciliation_input_lag_seconds",
+            "Processing time minus the input's watermark (from its producers' progress records)",
+            ["stream"],
+            registry=registry,
+        )
         self.batch = Histogram(
             "closeloop_reconciliation_join_batch_size",
             "Inputs per join batch",
@@ -151,6 +174,7 @@ class Reconciler:
         *,
         grants_partitions: int,
         data_dir: Path,
+        tickets_partitions: int | None = None,
         clock: Clock = utcnow,
     ) -> None:
         self.settings = settings
@@ -159,12 +183,19 @@ class Reconciler:
         self.extra = ReconcilerMetrics(metrics)
         self.clock = clock
         self.partitions = settings.join_partitions
+        self.watermarks = WatermarkBook.from_settings(
+            settings, tickets_partitions or grants_partitions, grants_partitions, clock()
+        )
         self.engine = JoinEngine(
             RulePolicy.from_settings(settings),
             snapshot_copies=grants_partitions,
             max_tickets_per_key=settings.max_tickets_per_key,
             settle=settings.join_settle,
+            watermarks=self.watermarks,
+            hold_recheck=settings.watermark_hold_recheck,
+            stall_limit=settings.input_stall_limit,
         )
+        self._watched_at = 0.0
         self.encoder = AlertEncoder(
             ocsf_version=settings.ocsf_version,
             source=settings.event_source,
@@ -227,8 +258,8 @@ class Reconciler:
     def _define_agents(self) -> None:
         s = self.settings
         inputs: list[tuple[str, str, tuple[type[Envelope], ...]]] = [
-            ("route-tickets", s.tickets_topic, (TicketEvent,)),
-            ("route-grants", s.grants_topic, (GrantEvent, PrincipalStatusChanged, SnapshotMarker)),
+            ("route-tickets", s.tickets_topic, (TicketEvent, StreamProgress)),
+            ("route-grants", s.grants_topic, (GrantEvent, PrincipalStatusChanged, SnapshotMarker, StreamProgress)),
             ("route-records", s.entitlements_topic, (EntitlementEvent,)),
         ]
         for name, topic_name, expected in inputs:
@@ -338,7 +369,7 @@ class Reconciler:
                     await self._send(self.join_topic_name, routed.principal.encode(), message.value, target, forwarded)
                 )
             elif routed.broadcast:
-                kind = "marker" if isinstance(decoded, SnapshotMarker) else "person"
+                kind = broadcast_kind(decoded)
                 forwarded = forward_headers(kind, topic, message.partition, message.offset, headers)
                 for target in range(self.partitions):
                     pending.append(await self._send(self.join_topic_name, None, message.value, target, forwarded))
@@ -456,6 +487,8 @@ class Reconciler:
             if at and partition in owned:
                 entries.append((key, datetime.fromisoformat(at), partition))
         self.deadlines.rebuild(entries)
+        if self.watermarks is not None:
+            self.watermarks.forget_partitions(owned)
         self._owned = owned
         self._rebuilt_at = time.monotonic()
         self.extra.deadlines.set(len(self.deadlines))
@@ -469,6 +502,7 @@ class Reconciler:
             self.rebuild_deadlines(owned)
         if not owned:
             return
+        await self._watch_inputs(owned)
         due = self.deadlines.pop_due(self.clock(), owned, timedelta(seconds=self.settings.tick_retry_s))
         by_partition: dict[int, list[str]] = {}
         for key, partition in due:
@@ -478,6 +512,21 @@ class Reconciler:
                 value, headers = tick_record(keys[start : start + TICK_KEYS_MAX])
                 # Fire and forget: an unanswered tick is re-armed after tick_retry_s.
                 await self._send(self.join_topic_name, None, value, partition, headers)
+
+    async def _watch_inputs(self, owned: set[int]) -> None:
+        """Export input lags; ask the partition that judges INPUT_STALLED to look (when this worker owns it)."""
+        book = self.watermarks
+        if book is None or time.monotonic() - self._watched_at < self.settings.input_watch_interval_s:
+            return
+        self._watched_at = time.monotonic()
+        now = self.clock()
+        for stream in book.streams.values():
+            self.extra.input_lag.labels(stream).set(book.lag(owned, stream, now)[1].total_seconds())
+        self.extra.held.set(book.waiting())
+        partition = partition_for(STALL_PRINCIPAL, self.partitions)
+        if partition in owned:
+            value, headers = watch_record()
+            await self._send(self.join_topic_name, None, value, partition, headers)
 
     # --- rebalance, readiness, lifecycle ---------------------------------------------------------------------
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
@@ -52,11 +56,34 @@ async def build(
         kafka,
         metrics,
         grants_partitions=await partition_count(kafka, settings.grants_topic),
+        tickets_partitions=await partition_count(kafka, settings.tickets_topic),
         data_dir=data_dir(settings),
     )
     readiness = Readiness()
     readiness.add("join", reconciler.ready)
     return reconciler, readiness
+
+
+@asynccontextmanager
+async def in_process(
+    settings: ReconciliationSettings, kafka: KafkaSettings, *, timeout_s: float = 60
+) -> AsyncIterator[Reconciler]:
+    """A reconciler in this event loop, ready (assigned, recovered) when the block starts, stopped after it
+    (tests and benchmarks)."""
+    reconciler, _ = await build(settings, kafka, ServiceMetrics(SERVICE))
+    task = asyncio.create_task(reconciler.run())
+    deadline = time.monotonic() + timeout_s
+    while not await reconciler.ready():
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("reconciler did not become ready")
+        await asyncio.sleep(0.1)
+    try:
+        yield reconciler
+    finally:
+        reconciler.request_stop()
+        await asyncio.wait_for(task, timeout_s)
 
 
 async def bootstrap() -> Runtime:

@@ -80,4 +80,11 @@ CONTROLS: dict[DriftRule, Controls] = {
         "Review the automated change with a human approver; revert it if not approved.",
         other=(("NIST AI RMF 1.0", "GOVERN 3.2 human oversight of AI systems"),),
     ),
+    DriftRule.INPUT_STALLED: Controls(
+        (),
+        ("DE.CM-01",),  # networks and network services are monitored (here: the monitoring's own inputs)
+        None,
+        "Restart or unblock the named stage (request-intake or a connector) and check its raw input's lag; "
+        "held drift findings are judged as soon as the stream catches up.",
+    ),
 }

@@ -7,7 +7,9 @@ Which entitlements an input affects:
 - a principal-level ticket or a status change: every entitlement of the principal;
 - a person-level ticket (a bare email or login): every principal on the partition with that id;
 - a completed snapshot: every entitlement of the partition it marked gone;
-- a deadline tick: the keys it names.
+- a deadline tick: the keys it names;
+- a progress record (a stream's watermark moved): the keys whose absence findings were waiting for it;
+- a watch tick: the INPUT_STALLED findings of the tracked streams.
 """
 
 from __future__ import annotations
@@ -20,25 +22,31 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker, SnapshotPhase
 from closeloop.contracts.identity import EntitlementKey, split_ref
+from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.ticket_interpretation import interpret
 from closeloop.contracts.tickets import TicketEvent
 from reconciliation.apply_grant import apply_grant
 from reconciliation.apply_record import apply_record
 from reconciliation.apply_status import apply_credential, apply_status, index_key
+from reconciliation.input_stalled import input_stalled, stall_view
 from reconciliation.lifecycle import AlertChange, decide
 from reconciliation.merge_ticket import merge_ticket, put_ticket
 from reconciliation.rules import evaluate_all, next_check
-from reconciliation.rules.base import JoinView, RulePolicy, Trigger
+from reconciliation.rules.base import JoinView, RulePolicy, RuleResult, Trigger
 from reconciliation.state import AlertSlots, EntitlementState, PersonTickets, PrincipalState, SnapshotProgress
 from reconciliation.store import UnitOfWork, person_slot, snapshot_slot
 from reconciliation.sweep_snapshot import sweep_entitlement
+from reconciliation.watermarks import WAITS, WatermarkBook
+
+# Inputs after which a finding may be the other streams' side of the join still on its way: opening waits.
+SETTLING_KINDS = frozenset({"event", "marker", "person"})
 
 
 @dataclass(frozen=True)
 class JoinInput:
     """One record of the join topic, decoded: an event, a snapshot marker copy, a person ticket, or a tick."""
 
-    kind: str  # "event" | "marker" | "person" | "tick"
+    kind: str  # "event" | "marker" | "person" | "tick" | "progress" | "watch"
     partition: int
     event: Envelope | None = None
     origin_partition: int | None = None
@@ -72,6 +80,16 @@ def seen_live(before: EntitlementState, after: EntitlementState, now: datetime) 
     return after.model_copy(update={"grant": grant.model_copy(update={"seen_live_at": now})})
 
 
+def latest_event_at(state: EntitlementState) -> datetime | None:
+    """The newest event time the join holds for an entitlement (when a rule names no due time)."""
+    times = [t.occurred_at for t in state.tickets]
+    if state.grant is not None:
+        times.append(state.grant.last_event_at)
+    if state.record is not None:
+        times.append(state.record.occurred_at)
+    return max(times, default=None)
+
+
 def person_of_principal(principal: str) -> str | None:
     """The bare id a person-level ticket would use for this principal (users only)."""
     _, ref_type, ref_id = split_ref(principal)
@@ -86,8 +104,18 @@ class JoinEngine:
         snapshot_copies: int,
         max_tickets_per_key: int = 20,
         settle: timedelta = timedelta(0),
+        watermarks: WatermarkBook | None = None,
+        hold_recheck: timedelta = timedelta(seconds=30),
+        stall_limit: timedelta = timedelta(minutes=5),
     ) -> None:
         self.policy = policy
+        # Input watermarks; None: absence findings open without waiting for them (unit tests of single rules).
+        self.watermarks = watermarks
+        # A finding held for a watermark is re-checked at least this often (the progress record releasing it
+        # normally comes first; this persists in the key's state, so a restart does not forget it).
+        self.hold_recheck = hold_recheck
+        # A tracked stream whose watermark lags more than this raises INPUT_STALLED.
+        self.stall_limit = stall_limit
         # Findings open only on an evaluation at least `settle` after the last input touched the key.
         self.settle = settle
         # Copies of each snapshot marker a join partition receives: one per partition of the grants topic.
@@ -107,6 +135,11 @@ class JoinEngine:
         )
         if item.kind == "tick":
             keys = [k for k in item.tick_keys if uow.entitlement(k) is not None]
+        elif item.kind == "progress" and isinstance(event, StreamProgress):
+            released = self.watermarks.observe(item.partition, event, now) if self.watermarks else []
+            keys = [k for k in released if uow.entitlement(k) is not None]
+        elif item.kind == "watch":
+            return Outcome(emissions=self.watch_inputs(uow, now), evaluated=0)
         elif item.kind == "marker" and isinstance(event, SnapshotMarker):
             keys = self._marker(uow, event, item.partition, item.origin_partition, now)
         elif item.kind == "person" and isinstance(event, TicketEvent):
@@ -253,14 +286,19 @@ class JoinEngine:
         results = evaluate_all(view, now, self.policy)
         check = next_check(results)
         # An input may be followed closely by the other streams' side of the join: opening waits for a tick.
-        defer = self.settle > timedelta(0) and (trigger is None or trigger.kind != "tick")
+        defer = self.settle > timedelta(0) and (trigger is None or trigger.kind in SETTLING_KINDS)
         slots = uow.alerts(key) or AlertSlots(key=key)
         emissions = []
         for result in results:
             previous = slots.get(result.rule)
-            if defer and result.holds and (previous is None or not previous.open):
+            opening = result.holds and (previous is None or not previous.open)
+            if defer and opening:
                 settled = now + self.settle
                 check = settled if check is None else min(check, settled)
+                continue
+            if opening and self._held(uow, view, result, now):
+                recheck = now + self.hold_recheck
+                check = recheck if check is None else min(check, recheck)
                 continue
             state, change = decide(previous, result, view, now)
             if state is not None:
@@ -271,4 +309,35 @@ class JoinEngine:
             uow.put_entitlement(view.state.model_copy(update={"next_check": check}))
         if emissions:
             uow.put_alerts(slots)
+        return emissions
+
+    def _held(self, uow: UnitOfWork, view: JoinView, result: RuleResult, now: datetime) -> bool:
+        """Whether a finding about something missing must wait for an input's watermark (and is now waiting)."""
+        if self.watermarks is None or result.rule not in WAITS:
+            return False
+        due = result.due_at or latest_event_at(view.state)
+        if due is None:
+            return False
+        partition = uow.partition_of(view.state.principal)
+        needs = self.watermarks.pending(partition, result.rule, due, now)
+        if needs:
+            self.watermarks.wait(partition, view.state.key, needs)
+        return bool(needs)
+
+    def watch_inputs(self, uow: UnitOfWork, now: datetime) -> list[Emission]:
+        """Open or close INPUT_STALLED for each tracked stream (on the partition its pseudo-key hashes to)."""
+        book = self.watermarks
+        if book is None:
+            return []
+        emissions = []
+        for topic, stream in sorted(book.streams.items()):
+            view = stall_view(topic)
+            partition = uow.partition_of(view.state.principal)
+            result = input_stalled(book, partition, topic, stream, now, self.stall_limit)
+            slots = uow.alerts(view.state.key) or AlertSlots(key=view.state.key)
+            state, change = decide(slots.get(result.rule), result, view, now)
+            if state is not None:
+                uow.put_alerts(slots.put(state))
+            if change is not None:
+                emissions.append(Emission(change=change, view=view))
         return emissions

@@ -19,7 +19,7 @@ KIND = "cl_kind"
 ORIGIN_TOPIC = "cl_origin_topic"
 ORIGIN_PARTITION = "cl_origin_partition"
 ORIGIN_OFFSET = "cl_origin_offset"
-KINDS = ("event", "marker", "person", "tick")
+KINDS = ("event", "marker", "person", "tick", "progress", "watch")
 
 Headers = list[tuple[str, bytes]]
 
@@ -78,6 +78,11 @@ def tick_record(keys: list[str]) -> tuple[bytes, Headers]:
     return json.dumps({"keys": keys}).encode(), [(KIND, b"tick")]
 
 
+def watch_record() -> tuple[bytes, Headers]:
+    """Asks the partition that judges INPUT_STALLED to look at the input watermarks."""
+    return b"{}", [(KIND, b"watch")]
+
+
 class BadJoinRecord(ValueError):
     """A join-topic record that cannot be turned into an input (dead-lettered with this reason)."""
 
@@ -86,6 +91,8 @@ def decode_join_record(value: bytes | None, headers: Headers, partition: int) ->
     kind = header(headers, KIND)
     if kind not in KINDS:
         raise BadJoinRecord(f"unknown join record kind {kind!r}")
+    if kind == "watch":
+        return JoinInput(kind="watch", partition=partition)
     if kind == "tick":
         try:
             keys = json.loads(value or b"")["keys"]

@@ -15,6 +15,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
 from closeloop.contracts.identity import KEY_SEPARATOR
+from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.ticket_interpretation import canonical, interpret
 from closeloop.contracts.tickets import TicketEvent
 from reconciliation.state import REMOVAL_KINDS
@@ -45,7 +46,7 @@ def route(event: Envelope) -> Route:
     if isinstance(event, PrincipalStatusChanged):
         principal = canonical(event.principal)
         return Route(principal=principal) if principal else Route(skip_reason="principal is not canonical")
-    if isinstance(event, SnapshotMarker):
+    if isinstance(event, SnapshotMarker | StreamProgress):
         return Route(broadcast=True)
     if isinstance(event, TicketEvent):
         beneficiary = interpret(event).beneficiary

@@ -99,6 +99,25 @@ class ReconciliationSettings(ServiceSettings):
     # Tickets kept per entitlement (most recent first); older ones are dropped from the join state.
     max_tickets_per_key: int = Field(default=20, ge=1, le=1000)
 
+    # --- input watermarks (see watermarks.py) ---
+    # Inputs whose watermarks (progress records from request-intake / the connectors) gate the findings about
+    # something missing; empty: absence is judged by the clock alone, as soon as the grace window ends.
+    watermark_inputs: tuple[str, ...] = Field(default=("tickets", "grants"))
+    # The ITSM's own delay between a ticket changing and the webhook reaching request-intake: a missing
+    # ticket is judged only once the tickets watermark passed the grace window's end plus this.
+    itsm_delivery_allowance: timedelta = Field(default=timedelta(seconds=30))
+    # The same for IAM vendors (event hooks, log delivery) before a grant reaches a connector.
+    iam_delivery_allowance: timedelta = Field(default=timedelta(0))
+    # A tracked input whose watermark lags processing time by more than this raises one INPUT_STALLED.
+    input_stall_limit: timedelta = Field(default=timedelta(minutes=5))
+    # A producer (request-intake or connector instance) silent this long is no longer waited for (a replica
+    # that crashed and never came back); until then it holds the stream's watermark.
+    watermark_producer_expiry: timedelta = Field(default=timedelta(minutes=15))
+    # A finding held for a watermark is re-checked at least this often even without a progress record.
+    watermark_hold_recheck: timedelta = Field(default=timedelta(seconds=30))
+    # Seconds between INPUT_STALLED checks.
+    input_watch_interval_s: float = Field(default=1.0, gt=0, le=60)
+
     # --- rule policy ---
     # A manual grant may precede its approval by this long before UNTICKETED_GRANT fires.
     grant_before_approval_grace: timedelta = Field(default=timedelta(minutes=10))
@@ -172,6 +191,8 @@ class ReconciliationSettings(ServiceSettings):
         "expiry_grace",
         "recert_grace",
         "join_settle",
+        "itsm_delivery_allowance",
+        "iam_delivery_allowance",
     )
     @classmethod
     def _not_negative(cls, value: timedelta) -> timedelta:
@@ -179,7 +200,15 @@ class ReconciliationSettings(ServiceSettings):
             raise ValueError("must not be negative")
         return value
 
-    @field_validator("credential_max_age")
+    @field_validator("watermark_inputs")
+    @classmethod
+    def _inputs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = set(value) - {"tickets", "grants"}
+        if unknown:
+            raise ValueError(f"watermark inputs are tickets and/or grants, not {sorted(unknown)}")
+        return value
+
+    @field_validator("credential_max_age", "input_stall_limit", "watermark_producer_expiry", "watermark_hold_recheck")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -15,9 +15,10 @@ from closeloop.kafka import consumer, producer
 from closeloop.logging import configure_logging, get_logger
 from closeloop.metrics import ServiceMetrics
 from closeloop.ops import HttpServer, Readiness
+from closeloop.progress_beacon import ProgressBeacon, attach_beacon
 from closeloop.runtime import Runtime
 from closeloop.service_wiring import serve_ops
-from closeloop.settings import DatabaseSettings, KafkaSettings
+from closeloop.settings import DatabaseSettings, KafkaSettings, ProgressSettings
 from closeloop.topics import DAY_MS, DLQ_RETENTION_MS, TopicSpec, all_topic_specs, ensure_topics
 from request_intake.deliveries import Deliveries
 from request_intake.http_entry import WebhookEndpoint, build_app
@@ -42,6 +43,7 @@ class Intake:
     runtime: Runtime
     server: HttpServer
     metrics: ServiceMetrics
+    beacon: ProgressBeacon
     ops_server: HttpServer | None = None  # set when /metrics and /readyz have their own listener
 
     @property
@@ -91,6 +93,7 @@ async def assemble(
     kafka_settings: KafkaSettings,
     database_settings: DatabaseSettings,
     mapping: Mapping | None = None,
+    progress_settings: ProgressSettings | None = None,
 ) -> Intake:
     """Start every client and the HTTP server; return the service ready to `serve()` (or to drive in tests)."""
     mapping = mapping or load_mapping(settings.mapping_file)
@@ -104,6 +107,14 @@ async def assemble(
         kafka = producer(kafka_settings, "request-intake")
         await kafka.start()
         runtime.closers.append(kafka.stop)
+        beacon = attach_beacon(
+            runtime,
+            kafka,
+            settings.tickets_topic,
+            SERVICE,
+            progress_settings or ProgressSettings(),
+            raw_consumer=settings.consume_raw_topics,
+        )
 
         dead_letters = RoutedDeadLetters(kafka, SERVICE, settings.dlq_topic, settings.publish_timeout_s)
         ingest = IngestTicket(
@@ -111,6 +122,7 @@ async def assemble(
             TicketStates(pool),
             KafkaTicketPublisher(kafka, settings.tickets_topic, settings.publish_timeout_s),
             metrics,
+            beacon.in_flight,
         )
         deliveries = Deliveries(pool, settings.claim_lease_s)
         receive = ReceiveWebhook(
@@ -127,7 +139,9 @@ async def assemble(
             raw = consumer(kafka_settings, settings.group_id, *settings.raw_topics(), client_suffix="request-intake")
             await raw.start()
             runtime.closers.append(raw.stop)
-            loop = ConsumerLoop(raw, RawTicketRecords(ingest, settings.raw_topics()), dead_letters, metrics)
+            loop = ConsumerLoop(
+                raw, RawTicketRecords(ingest, settings.raw_topics()), dead_letters, metrics, marks=beacon.marks
+            )
             runtime.loops.append(loop.run)
             runtime.stoppers.append(loop.stop)
 
@@ -164,7 +178,7 @@ async def assemble(
         dead_letter_topic=settings.dlq_topic,
         raw_topics=sorted(settings.raw_topics()) if settings.consume_raw_topics else [],
     )
-    return Intake(runtime=runtime, server=server, metrics=metrics, ops_server=ops_server)
+    return Intake(runtime=runtime, server=server, metrics=metrics, beacon=beacon, ops_server=ops_server)
 
 
 async def bootstrap() -> Runtime:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
+from closeloop.progress_beacon import InFlight
 from closeloop.untrusted import UNEXPECTED, as_bad_input
 from request_intake.mapping import Mapping
 from request_intake.normalizers import Normalized, normalize
@@ -62,12 +63,19 @@ def _unexpected(reason: str) -> Unmappable:
 
 class IngestTicket:
     def __init__(
-        self, mapping: Mapping, states: TicketStateStore, publisher: TicketPublisher, metrics: ServiceMetrics
+        self,
+        mapping: Mapping,
+        states: TicketStateStore,
+        publisher: TicketPublisher,
+        metrics: ServiceMetrics,
+        in_flight: InFlight | None = None,
     ) -> None:
         self._mapping = mapping
         self._states = states
         self._publisher = publisher
         self._metrics = metrics
+        # Receipt times of deliveries being published, for the tickets topic's progress records.
+        self.in_flight = in_flight or InFlight()
 
     def normalize(self, system: str, payload: Any) -> Normalized:
         """Pure: observations and skips for the payload; raises Unmappable (nothing has happened yet),
@@ -80,6 +88,10 @@ class IngestTicket:
             raise
 
     async def apply(self, items: Normalized, input_name: str) -> list[Outcome]:
+        with self.in_flight.receiving():
+            return await self._apply(items, input_name)
+
+    async def _apply(self, items: Normalized, input_name: str) -> list[Outcome]:
         outcomes = []
         for item in items:
             if isinstance(item, Invalid):  # the caller dead-letters the delivery with its problem

@@ -86,6 +86,11 @@ class ReceiveWebhook:
         self._jira_replay_window = timedelta(seconds=jira_replay_window_s)
 
     async def __call__(self, delivery: WebhookDelivery) -> WebhookResult:
+        # In flight from here (before the replay check), for the tickets topic's progress records.
+        with self._ingest.in_flight.receiving():
+            return await self._receive(delivery)
+
+    async def _receive(self, delivery: WebhookDelivery) -> WebhookResult:
         claims: list[Claim] = []
         try:
             result = await self._process(delivery, claims)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+from closeloop.contracts.progress import is_stream_progress
 from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
 
@@ -23,8 +24,12 @@ async def read_topic(
     *,
     until: Callable[[list[ConsumerRecord[bytes, bytes]]], bool],
     timeout_s: float = 20.0,
+    include_progress: bool = False,
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read `topic` from the beginning (no group) until `until(records)` holds or the timeout passes."""
+    """Read `topic` from the beginning (no group) until `until(records)` holds or the timeout passes.
+
+    Progress records (which request-intake and the connectors interleave with their data) are left out unless
+    asked for."""
     consumer = AIOKafkaConsumer(
         topic, **client_options(settings, "read-until"), auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -35,13 +40,15 @@ async def read_topic(
         while time.monotonic() < deadline and not until(records):
             batch = await consumer.getmany(timeout_ms=200)
             for part in batch.values():
-                records.extend(part)
+                records.extend(r for r in part if include_progress or not is_stream_progress(r.headers))
         return records
     finally:
         await consumer.stop()
 
 
-async def read_for(settings: KafkaSettings, topic: str, seconds: float) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_for(
+    settings: KafkaSettings, topic: str, seconds: float, *, include_progress: bool = False
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Everything on `topic` after waiting `seconds` (to assert that nothing more arrives)."""
     await asyncio.sleep(seconds)
-    return await read_topic(settings, topic, until=lambda _: False, timeout_s=1.5)
+    return await read_topic(settings, topic, until=lambda _: False, timeout_s=1.5, include_progress=include_progress)

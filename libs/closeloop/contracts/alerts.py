@@ -30,6 +30,8 @@ class DriftRule(StrEnum):
     STALE_CREDENTIAL = "STALE_CREDENTIAL"
     FULFILMENT_MISSING = "FULFILMENT_MISSING"
     UNREVIEWED_AUTOMATED_CHANGE = "UNREVIEWED_AUTOMATED_CHANGE"
+    # Operational: an input stream's watermark stopped advancing, so absence rules waiting on it are held.
+    INPUT_STALLED = "INPUT_STALLED"
 
 
 class Severity(StrEnum):
@@ -57,6 +59,9 @@ DEFAULT_SEVERITY: dict[DriftRule, Severity] = {
     DriftRule.STALE_CREDENTIAL: Severity.MEDIUM,
     DriftRule.FULFILMENT_MISSING: Severity.LOW,
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: Severity.HIGH,
+    # High: no access changed, but while an input is stalled every absence rule waiting on it is silent, so
+    # drift (an unticketed grant, a revoke that never happened) goes undetected until someone restarts it.
+    DriftRule.INPUT_STALLED: Severity.HIGH,
 }
 
 
@@ -105,6 +110,7 @@ RULE_TITLES: dict[DriftRule, str] = {
     DriftRule.STALE_CREDENTIAL: "Non-human credential older than rotation policy",
     DriftRule.FULFILMENT_MISSING: "Ticket fulfilled but no grant appeared",
     DriftRule.UNREVIEWED_AUTOMATED_CHANGE: "Automated identity change without human-approved ticket",
+    DriftRule.INPUT_STALLED: "Input stream stalled; absence rules held",
 }
 
 

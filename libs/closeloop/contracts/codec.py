@@ -16,6 +16,7 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.commands import ProvisioningCommand
 from closeloop.contracts.entitlements import EntitlementEvent
 from closeloop.contracts.grants import GrantEvent, PrincipalStatusChanged, SnapshotMarker
+from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.untrusted import UntrustedInput, load_json
 
@@ -24,7 +25,15 @@ Headers = Sequence[tuple[str, bytes]]
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
     cls.EVENT_TYPE: cls
-    for cls in (TicketEvent, GrantEvent, PrincipalStatusChanged, SnapshotMarker, EntitlementEvent, ProvisioningCommand)
+    for cls in (
+        TicketEvent,
+        GrantEvent,
+        PrincipalStatusChanged,
+        SnapshotMarker,
+        EntitlementEvent,
+        ProvisioningCommand,
+        StreamProgress,
+    )
 }
 
 # (event_type, from_version) -> function producing the JSON of from_version + 1; a new schema version

@@ -139,14 +139,19 @@ class RuleResult:
     evidence: Evidence | None = None
     next_check: datetime | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    # For a finding about something missing: the event time up to which the other inputs must be complete
+    # before the finding can be decided (usually the end of its grace window). See watermarks.py.
+    due_at: datetime | None = None
 
     @property
     def holds(self) -> bool:
         return self.evidence is not None
 
 
-def holds(rule: DriftRule, evidence: Evidence, next_check: datetime | None = None) -> RuleResult:
-    return RuleResult(rule=rule, evidence=evidence, next_check=next_check)
+def holds(
+    rule: DriftRule, evidence: Evidence, next_check: datetime | None = None, *, due_at: datetime | None = None
+) -> RuleResult:
+    return RuleResult(rule=rule, evidence=evidence, next_check=next_check, due_at=due_at)
 
 
 def clear(rule: DriftRule, next_check: datetime | None = None) -> RuleResult:

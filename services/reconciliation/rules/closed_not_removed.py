@@ -37,4 +37,5 @@ def closed_not_removed(view: JoinView, now: datetime, policy: RulePolicy) -> Rul
             facts=(("closed_at", iso(closed_at)), ("grace", iso(policy.closed_removal_grace))),
             include_record=state.record is not None,
         ),
+        due_at=deadline,
     )

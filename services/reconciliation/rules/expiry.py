@@ -66,6 +66,7 @@ def expired_still_live(view: JoinView, now: datetime, policy: RulePolicy) -> Rul
             facts=(("expires_at", iso(end)),),
             include_record=state.record is not None,
         ),
+        due_at=deadline,
     )
 
 
@@ -105,4 +106,5 @@ def exception_expired(view: JoinView, now: datetime, policy: RulePolicy) -> Rule
             facts=(("exception_end", iso(end[0])), ("ended_because", end[1])),
             include_record=state.record is not None,
         ),
+        due_at=deadline,
     )

@@ -44,4 +44,5 @@ def fulfilment_missing(view: JoinView, now: datetime, policy: RulePolicy) -> Rul
             include_grant=False,
             include_record=state.record is not None,
         ),
+        due_at=deadline,
     )

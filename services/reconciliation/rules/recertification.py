@@ -47,4 +47,5 @@ def recert_overdue(view: JoinView, now: datetime, policy: RulePolicy) -> RuleRes
             facts=(("due_at", iso(due)), ("overdue_since", iso(overdue_since))),
             include_record=True,
         ),
+        due_at=overdue_since,
     )

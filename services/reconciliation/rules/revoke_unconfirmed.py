@@ -36,4 +36,5 @@ def revoke_unconfirmed(view: JoinView, now: datetime, policy: RulePolicy) -> Rul
             facts=(("revoke_requested_at", iso(record.revoke_requested_at)), ("unconfirmed_since", iso(since))),
             include_record=True,
         ),
+        due_at=since,
     )

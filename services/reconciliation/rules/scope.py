@@ -24,6 +24,7 @@ def scope_exceeds_approval(view: JoinView, now: datetime, policy: RulePolicy) ->
         return clear(RULE)
     since = live_since(state)
     grant = state.grant
+    deadline = since
     if since is not None and not (grant is not None and grant.live_via_snapshot):
         deadline = since + policy.grant_before_approval_grace
         if now < deadline:
@@ -36,4 +37,5 @@ def scope_exceeds_approval(view: JoinView, now: datetime, policy: RulePolicy) ->
             tickets=tuple(weaker),
             facts=(("granted_privilege", state.privilege), ("approved_privileges", ",".join(approved))),
         ),
+        due_at=deadline,
     )

@@ -47,4 +47,5 @@ def unticketed_grant(view: JoinView, now: datetime, policy: RulePolicy) -> RuleR
             facts=(("live_since", iso(since)),),
             include_record=state.record is not None,
         ),
+        due_at=deadline,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from closeloop.settings import DatabaseSettings, KafkaSettings
 from closeloop.topics import dlq
 from connectors.bootstrap import ConnectorsService, build_service
 from connectors.settings import ConnectorsSettings
+from tests.support.infra import REPO_ROOT
 from tests.support.kafka_helpers import read_for, read_topic, unique
 
 OKTA_SECRET = "integration-okta-secret-0123456789"
@@ -173,3 +176,26 @@ def tag_ids(source: str, body: Any, tag: str) -> Any:
     else:
         record(body)
     return body
+
+
+async def run_cli(svc: Running, *args: str) -> tuple[int, str]:
+    """`closeloop <args>` as an operator runs it, pointed at this test's topics."""
+    env = {
+        **os.environ,
+        "CLOSELOOP_CONNECTORS_GRANTS_TOPIC": svc.settings.grants_topic,
+        "CLOSELOOP_CONNECTORS_RAW_TOPIC_PREFIX": svc.settings.raw_topic_prefix,
+        "CLOSELOOP_CONNECTORS_K8S_CLUSTER": svc.settings.k8s_cluster,
+        "CLOSELOOP_KAFKA_BOOTSTRAP": svc.kafka.bootstrap,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "closeloop_cli.main",
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output.decode(errors="replace")

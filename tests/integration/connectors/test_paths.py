@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,8 +14,7 @@ from closeloop.contracts.codec import header_value
 from closeloop.contracts.grants import GrantEvent
 from closeloop.settings import DatabaseSettings, KafkaSettings
 from connectors.replay import replay_file
-from tests.integration.connectors.harness import Running, new_tag, running_service, tag_ids
-from tests.support.infra import REPO_ROOT
+from tests.integration.connectors.harness import Running, new_tag, run_cli, running_service, tag_ids
 from tests.support.kafka_helpers import read_topic
 from tests.unit.connectors.support import fixture
 
@@ -38,29 +34,6 @@ async def produce_raw(svc: Running, source: str, value: bytes) -> None:
         await producer.send_and_wait(svc.settings.raw_topic(source), value)
     finally:
         await producer.stop()
-
-
-async def run_cli(svc: Running, *args: str) -> tuple[int, str]:
-    """`closeloop <args>` as an operator runs it, pointed at this test's topics."""
-    env = {
-        **os.environ,
-        "CLOSELOOP_CONNECTORS_GRANTS_TOPIC": svc.settings.grants_topic,
-        "CLOSELOOP_CONNECTORS_RAW_TOPIC_PREFIX": svc.settings.raw_topic_prefix,
-        "CLOSELOOP_CONNECTORS_K8S_CLUSTER": svc.settings.k8s_cluster,
-        "CLOSELOOP_KAFKA_BOOTSTRAP": svc.kafka.bootstrap,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "closeloop_cli.main",
-        *args,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
-    return process.returncode or 0, output.decode(errors="replace")
 
 
 @pytest.mark.parametrize(

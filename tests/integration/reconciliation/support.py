@@ -24,15 +24,16 @@ from closeloop.contracts.base import Envelope
 from closeloop.contracts.codec import cloudevents_headers, encode, kafka_key
 from closeloop.contracts.grants import SnapshotMarker
 from closeloop.kafka import producer
-from closeloop.metrics import ServiceMetrics
+from closeloop.progress_beacon import ProgressBeacon
 from closeloop.settings import KafkaSettings
 from reconciliation.app import Reconciler
-from reconciliation.bootstrap import build
+from reconciliation.bootstrap import in_process as running_reconciler
 from reconciliation.settings import ReconciliationSettings
 from tests.support.kafka_helpers import read_topic, unique
 from tests.unit.reconciliation.scenarios import GRACE, GRANTS, RECORDS, TICKETS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+PROGRESS_INTERVAL_S = 0.2
 
 POLICY_ENV = {
     "grant_before_approval_grace": GRACE,
@@ -44,6 +45,7 @@ POLICY_ENV = {
     "commit_interval_s": 0.5,
     "session_timeout_s": 6.0,
     "expiry_required_resources": ("okta:adminrole:*",),
+    "itsm_delivery_allowance": timedelta(0),
 }
 
 
@@ -134,32 +136,33 @@ async def read_alerts(kafka: KafkaSettings, topic: str, *, until_count: int = 0,
 
 
 @asynccontextmanager
-async def running_inputs(kafka: KafkaSettings, settings: ReconciliationSettings) -> AsyncIterator[Inputs]:
+async def running_inputs(
+    kafka: KafkaSettings, settings: ReconciliationSettings, *, progress: tuple[str, ...] = (TICKETS, GRANTS)
+) -> AsyncIterator[Inputs]:
+    """A producer for the scenario inputs; for the `progress` roles it also publishes the progress records
+    request-intake and the connectors publish (every input sent is acknowledged before the next one)."""
     prod = producer(kafka)
     await prod.start()
+    beacons = [
+        ProgressBeacon(prod, topic, f"test-{role}@inputs", "closeloop/test", interval_s=PROGRESS_INTERVAL_S)
+        for role, topic in ((TICKETS, settings.tickets_topic), (GRANTS, settings.grants_topic))
+        if role in progress
+    ]
+    tasks = [asyncio.create_task(beacon.run()) for beacon in beacons]
     try:
         yield Inputs(kafka, settings, prod)
     finally:
+        for beacon in beacons:
+            beacon.stop()
+        await asyncio.gather(*tasks)
         await prod.stop()
 
 
 @asynccontextmanager
 async def in_process(kafka: KafkaSettings, settings: ReconciliationSettings) -> AsyncIterator[Reconciler]:
     """A reconciler in this event loop; ready (assigned, recovered) when the block starts."""
-    reconciler, _ = await build(settings, kafka, ServiceMetrics("reconciliation"))
-    task = asyncio.create_task(reconciler.run())
-    deadline = time.monotonic() + 60
-    while not await reconciler.ready():
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("reconciler did not become ready")
-        await asyncio.sleep(0.1)
-    try:
+    async with running_reconciler(settings, kafka) as reconciler:
         yield reconciler
-    finally:
-        reconciler.request_stop()
-        await asyncio.wait_for(task, 60)
 
 
 class Subprocess:

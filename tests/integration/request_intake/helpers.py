@@ -12,6 +12,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from closeloop.contracts.codec import decode
+from closeloop.contracts.progress import is_stream_progress
 from closeloop.contracts.tickets import TicketEvent
 from closeloop.kafka import client_options
 from closeloop.settings import KafkaSettings
@@ -64,7 +65,7 @@ async def post_jira(
 
 
 async def read_all(settings: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Everything on `topic` up to its current end (acknowledged sends are all there)."""
+    """Everything on `topic` up to its current end (acknowledged sends are all there), progress records aside."""
     consumer = AIOKafkaConsumer(
         topic, **client_options(settings, "read-all"), enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -79,7 +80,7 @@ async def read_all(settings: KafkaSettings, topic: str) -> list[ConsumerRecord[b
         while any([await consumer.position(tp) < end[tp] for tp in tps]):
             assert time.monotonic() < deadline, f"could not read {topic} to its end"
             for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
+                records.extend(r for r in batch if not is_stream_progress(r.headers))
         return sorted(records, key=lambda r: (r.timestamp, r.partition, r.offset))
     finally:
         await consumer.stop()

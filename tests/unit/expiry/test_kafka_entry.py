@@ -12,6 +12,7 @@ from closeloop.consumer_loop import BadInput
 from closeloop.contracts.codec import cloudevents_headers, encode
 from closeloop.contracts.grants import GrantAction, GrantEvent, PrincipalStatus, PrincipalStatusChanged
 from closeloop.contracts.identity import EntitlementKey
+from closeloop.contracts.progress import StreamProgress
 from closeloop.contracts.tickets import TicketEvent, TicketKind, TicketTransition
 from closeloop.record import RecordTopics
 from expiry.context import ExpiryContext, ExpiryPolicy
@@ -131,3 +132,19 @@ async def test_bad_input_is_rejected_for_the_dead_letter_topic(topic: str, value
     with pytest.raises(BadInput) as caught:
         await trigger_entry.process(record(topic, value))
     assert reason.lower() in caught.value.reason.lower()
+
+
+@pytest.mark.parametrize("topic", [SETTINGS.tickets_topic, SETTINGS.grants_topic])
+async def test_progress_records_are_skipped_on_both_topics(topic: str) -> None:
+    trigger_entry, metrics = entry()
+    progress: StreamProgress = StreamProgress.create(
+        occurred_at=WHEN,
+        source="closeloop/request-intake",
+        correlation_id="request-intake@a",
+        stream=topic,
+        partition=0,
+        producer="request-intake@a",
+        watermark=WHEN,
+    )
+    await trigger_entry.process(record(topic, encode(progress), cloudevents_headers(progress)))
+    assert skipped(metrics, topic, "stream_progress") == 1

@@ -34,7 +34,7 @@ def finding(emission: Emission) -> dict[str, Any]:
     )
 
 
-@pytest.mark.parametrize("rule", list(DriftRule))
+@pytest.mark.parametrize("rule", list(SCENARIOS))
 def test_every_rules_finding_is_valid_ocsf(rule: DriftRule) -> None:
     document = finding(emission_for(rule))
     assert validate_detection_finding(document, OCSF_VERSION) == []
