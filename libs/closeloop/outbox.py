@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -21,6 +22,7 @@ from closeloop.logging import get_logger
 from closeloop.metrics import ServiceMetrics
 
 CHANNEL = "closeloop_outbox"
+_Batch = tuple[list[asyncpg.Record], list["asyncio.Future[Any]"]]
 RELAY_LOCK_ID = 0x6F757462  # arbitrary constant shared by every relay
 log = get_logger(__name__)
 
@@ -46,12 +48,15 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
+        pipeline_depth: int = 8,
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._metrics = metrics
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        # Batches per relay transaction; the next batch is read and sent while the previous awaits its acks.
+        self._pipeline_depth = max(pipeline_depth, 1)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
 
@@ -85,22 +90,48 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch of committed outbox rows; return how many were published."""
+        """Publish committed outbox rows (up to `pipeline_depth` batches); return how many were published.
+
+        Pipelined: while one batch waits for the broker's acknowledgements, the next is read and handed to
+        the producer; each batch is deleted once acknowledged. All of it happens in one transaction under
+        the relay lock, so a failure re-sends (never loses) the rows of the batches it did not commit.
+        """
+        published: list[asyncpg.Record] = []
         async with self._pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK_ID):
                 return 0  # another relay is active
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1", self._batch_size
-            )
-            if not rows:
-                return 0
-            futures = []
-            for row in rows:
-                headers = [(k, v.encode()) for k, v in json.loads(row["headers"])]
-                futures.append(await self._producer.send(row["topic"], row["value"], key=row["key"], headers=headers))
-            for future in futures:
-                await future
-            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-        for row in rows:
+            in_flight: _Batch | None = None
+            after_id = 0
+            for _ in range(self._pipeline_depth):
+                rows = await conn.fetch(
+                    "SELECT id, topic, key, value, headers FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                    after_id,
+                    self._batch_size,
+                )
+                batch = await self._send(rows) if rows else None
+                if in_flight is not None:
+                    published += await self._settle(conn, in_flight)
+                in_flight = batch
+                if len(rows) < self._batch_size:
+                    break
+                after_id = rows[-1]["id"]
+            if in_flight is not None:
+                published += await self._settle(conn, in_flight)
+        for row in published:
             self._metrics.published(row["topic"])
-        return len(rows)
+        return len(published)
+
+    async def _send(self, rows: list[asyncpg.Record]) -> _Batch:
+        """Hand `rows` to the producer in id order (which keeps per-key order); the acks come later."""
+        futures = []
+        for row in rows:
+            headers = [(k, v.encode()) for k, v in json.loads(row["headers"])]
+            futures.append(await self._producer.send(row["topic"], row["value"], key=row["key"], headers=headers))
+        return rows, futures
+
+    async def _settle(self, conn: asyncpg.Connection, batch: _Batch) -> list[asyncpg.Record]:
+        """Wait until the broker acknowledged every row of `batch`, then delete them."""
+        rows, futures = batch
+        await asyncio.gather(*futures)
+        await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
+        return rows

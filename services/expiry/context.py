@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,7 +17,9 @@ from closeloop.record import (
     EntitlementRecord,
     RecordTopics,
     RecordTransaction,
+    RevokeRequest,
     begin_revoke,
+    begin_revokes,
     record_transaction,
 )
 from closeloop.settings import PolicySettings
@@ -120,3 +122,10 @@ class ExpiryContext:
             change=decision.change,
             ticket=ticket,
         )
+
+    async def revoke_many(
+        self, tx: RecordTransaction, decisions: Sequence[tuple[EntitlementRecord, RevokeDecision, Cause]]
+    ) -> list[ProvisioningCommand | None]:
+        """`revoke` for a batch of locked records (one statement for all their rows)."""
+        requests = [RevokeRequest(r, d.trigger, cause, d.reason, d.change) for r, d, cause in decisions]
+        return await begin_revokes(tx, requests, confirmation=self.policy.confirmation)

@@ -21,16 +21,11 @@ async def revoke_due(ctx: ExpiryContext, lock_due: LockDue, step: str) -> tuple[
     `step` names the phase in each revoke's derived correlation id, so the phases never share one.
     """
     now = ctx.clock.now()
-    issued: list[str] = []
     async with ctx.transaction() as tx:
         records = await lock_due(tx.conn, now, ctx.policy.batch_size)
-        for record in records:
-            decision = expiry_decision(record, now)
-            if decision is None:
-                continue
-            command = await ctx.revoke(tx, record, decision, cause=sweep_cause(record, step))
-            if command is not None:
-                issued.append(decision.trigger.value)
+        due = [(r, d, sweep_cause(r, step)) for r in records if (d := expiry_decision(r, now)) is not None]
+        commands = await ctx.revoke_many(tx, due)
+        issued = [d.trigger.value for (_, d, _), command in zip(due, commands, strict=True) if command is not None]
     # Counted after commit, so a rolled-back batch never shows up as issued revokes.
     for trigger in issued:
         ctx.metrics.action("revoke_issued", trigger)

@@ -51,9 +51,9 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 def record_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """What the entitlement record needs on its own (a schema for its tests and benchmarks): the
-    foundation (0001), the record (0010-0019), the audit append function (0342) and the identity graph its
-    identities link into (0042, replaced by 0443)."""
-    own = ("0001", "0042", "0342", "0443")
+    foundation (0001), the record (0010-0019), the audit append function (0342), the identity graph its
+    identities link into (0042, replaced by 0443) and the due sweeps' indexes on the record (0500)."""
+    own = ("0001", "0042", "0342", "0443", "0500")
     return [m for m in load_migrations(directory) if m.version in own or "0010" <= m.version <= "0019"]
 
 

@@ -24,8 +24,14 @@ from closeloop.record.models import (
     derived_id,
 )
 from closeloop.record.moves import ALLOWED_MOVES, InvalidTransition, check_move, recertification_due
-from closeloop.record.revoking import begin_revoke
-from closeloop.record.transaction import KEEP, ConcurrentModification, RecordTransaction, record_transaction
+from closeloop.record.revoking import RevokeRequest, begin_revoke, begin_revokes
+from closeloop.record.transaction import (
+    KEEP,
+    ConcurrentModification,
+    RecordChange,
+    RecordTransaction,
+    record_transaction,
+)
 
 __all__ = [
     "ALLOWED_MOVES",
@@ -44,11 +50,14 @@ __all__ = [
     "InvalidTransition",
     "ObservedGrant",
     "RecertificationEvidence",
+    "RecordChange",
     "RecordTopics",
     "RecordTransaction",
+    "RevokeRequest",
     "api_executor_for",
     "audit",
     "begin_revoke",
+    "begin_revokes",
     "check_move",
     "derived_id",
     "recertification_due",

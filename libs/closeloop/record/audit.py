@@ -191,8 +191,8 @@ async def append_entries(conn: asyncpg.Connection, entries: Sequence[AuditEntry]
         return []
     if not conn.is_in_transaction():
         raise RuntimeError("audit entries must be appended inside the transaction that makes the change")
-    # Round-trip the payloads through JSON so the returned rows hold what jsonb will give back.
-    payloads = [json.loads(canonical_json(e.payload)) for e in entries]
+    # Each entry is serialised once, here (the function hashes jsonb's own text form, so no canonical form
+    # is needed); the returned rows carry the payloads as given (read a row back for jsonb's own form).
     document = json.dumps([e.as_json() for e in entries], ensure_ascii=False, allow_nan=False)
     appended = await conn.fetch(
         "SELECT out_seq, out_prev_hash, out_hash, out_appended_by FROM audit_append($1::jsonb)", document
@@ -207,13 +207,13 @@ async def append_entries(conn: asyncpg.Connection, entries: Sequence[AuditEntry]
             actor=entry.actor,
             cause_event_id=entry.cause_event_id,
             correlation_id=entry.correlation_id,
-            payload=payload,
+            payload=entry.payload,
             prev_hash=row["out_prev_hash"],
             hash=row["out_hash"],
             hash_version=HASH_VERSION,
             appended_by=row["out_appended_by"],
         )
-        for entry, payload, row in zip(entries, payloads, appended, strict=True)
+        for entry, row in zip(entries, appended, strict=True)
     ]
 
 

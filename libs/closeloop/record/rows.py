@@ -1,7 +1,8 @@
 """The `entitlements` row as SQL: the column list, the versioned insert and update, and their parameters.
 
 The update is guarded by the version (`version = new - 1`), so a write based on a stale read matches no
-row and the transaction reports a concurrent modification instead of losing an update.
+row and the transaction reports a concurrent modification instead of losing an update. `UPDATE_MANY_SQL`
+is the same guarded update for a whole batch in one statement (one array per column, `update_many_params`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,47 @@ UPDATE_SQL = (
     "exception_window_end=$20, revoke_requested_at=$21, revoke_confirm_by=$22, version=$23, updated_at=$24 "
     "WHERE key=$1 AND principal=$2 AND resource=$3 AND privilege=$4 AND version=$23 - 1 RETURNING version"
 )
+
+# (column, array type) in `row_params` order; the batch update reads one array per column through unnest.
+_ARRAY_TYPES = (
+    ("key", "text"), ("principal", "text"), ("resource", "text"), ("privilege", "text"),
+    ("source_system", "text"), ("principal_kind", "text"), ("owner", "text"), ("tickets", "text"),
+    ("status", "text"), ("last_change", "text"), ("reason", "text"), ("granted_at", "timestamptz"),
+    ("expires_at", "timestamptz"), ("revocation_triggers", "text"), ("project", "text"),
+    ("verified_at", "timestamptz"), ("last_recertified_at", "timestamptz"), ("recertification_interval", "interval"),
+    ("recertification_due_at", "timestamptz"), ("exception_window_end", "timestamptz"),
+    ("revoke_requested_at", "timestamptz"), ("revoke_confirm_by", "timestamptz"), ("version", "bigint"),
+    ("updated_at", "timestamptz"),
+)  # fmt: skip
+_KEY_COLUMNS = ("key", "principal", "resource", "privilege")
+# jsonb and text[] travel as JSON text: unnest would flatten an array of arrays.
+_CASTS = {
+    "tickets": "u.tickets::jsonb",
+    "revocation_triggers": "ARRAY(SELECT jsonb_array_elements_text(u.revocation_triggers::jsonb))",
+}
+UPDATE_MANY_SQL = (
+    "UPDATE entitlements e SET "  # noqa: S608 - fixed column list
+    + ", ".join(f"{c}={_CASTS.get(c, 'u.' + c)}" for c, _ in _ARRAY_TYPES if c not in _KEY_COLUMNS)
+    + " FROM unnest("
+    + ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(_ARRAY_TYPES, start=1))
+    + ") AS u("
+    + ", ".join(c for c, _ in _ARRAY_TYPES)
+    + ") WHERE "
+    + " AND ".join(f"e.{c}=u.{c}" for c in _KEY_COLUMNS)
+    + " AND e.version=u.version - 1 RETURNING e.key"
+)
+
+
+def update_many_params(records: list[EntitlementRecord]) -> list[list[Any]]:
+    """The array parameters of `UPDATE_MANY_SQL` for stored records (one array per column)."""
+    columns: list[list[Any]] = [[] for _ in _ARRAY_TYPES]
+    for record in records:
+        params = row_params(record)
+        for column, value in zip(
+            columns, (*params[:13], json.dumps(params[13]), *params[14:23], params[24]), strict=True
+        ):
+            column.append(value)
+    return columns
 
 
 def row_params(record: EntitlementRecord) -> tuple[Any, ...]:

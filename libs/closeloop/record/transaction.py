@@ -22,8 +22,9 @@ applies nothing twice. Usage::
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from types import TracebackType
@@ -52,13 +53,24 @@ from closeloop.record.models import (
     RecordTopics,
 )
 from closeloop.record.moves import InvalidTransition, check_move, recertification_due
-from closeloop.record.rows import INSERT_SQL, UPDATE_SQL, row_params
+from closeloop.record.rows import INSERT_SQL, UPDATE_MANY_SQL, UPDATE_SQL, row_params, update_many_params
 
 Clock = Callable[[], datetime]
 
 
 class ConcurrentModification(asyncpg.exceptions.SerializationError):  # type: ignore[misc]
     """The row changed since it was read (read it with `lock` to avoid this). Transient: retry the unit."""
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """One entitlement change for `RecordTransaction.apply_many` (the arguments of `apply`)."""
+
+    before: EntitlementRecord | None
+    after: EntitlementRecord
+    change: EntitlementChange
+    cause: Cause
+    reason: str | None = None
 
 
 class _Keep(Enum):
@@ -182,6 +194,36 @@ class RecordTransaction:
 
         Returns the stored record (version, change, reason and times stamped); build commands from it.
         """
+        [stored] = await self.apply_many([RecordChange(before, after, change, cause, reason)])
+        return stored
+
+    async def apply_many(self, changes: Sequence[RecordChange]) -> list[EntitlementRecord]:
+        """`apply` for several entitlements (one change each): the updates in one statement, each still
+        guarded by its version (any stale one fails the whole transaction). Returns the stored records."""
+        stored = [self._stamp(c) for c in changes]
+        if len({str(s.key) for s in stored}) != len(stored):
+            raise InvalidTransition("a batch holds at most one change per entitlement")
+        for c, record in zip(changes, stored, strict=True):
+            if c.before is None and await self.conn.fetchval(INSERT_SQL, *row_params(record)) is None:
+                raise ConcurrentModification(f"entitlement {record.key} changed concurrently")
+        updates = [record for c, record in zip(changes, stored, strict=True) if c.before is not None]
+        written: set[str] = set()
+        if len(updates) == 1:
+            params = row_params(updates[0])
+            if await self.conn.fetchval(UPDATE_SQL, *params[:23], params[24]) is not None:
+                written.add(params[0])
+        elif updates:
+            written = {r["key"] for r in await self.conn.fetch(UPDATE_MANY_SQL, *update_many_params(updates))}
+        stale = [str(r.key) for r in updates if str(r.key) not in written]
+        if stale:
+            raise ConcurrentModification(f"entitlement {stale[0]} changed concurrently")
+        for c, record in zip(changes, stored, strict=True):
+            self._announce(record, c)
+        return stored
+
+    def _stamp(self, c: RecordChange) -> EntitlementRecord:
+        """`c.after` as the next version of `c.before`: version, change, reason and times stamped."""
+        before, after = c.before, c.after
         if before is not None and before.key != after.key:
             raise InvalidTransition("before and after must be the same entitlement")
         check_move(before.status if before else None, after.status)
@@ -190,36 +232,32 @@ class RecordTransaction:
             now = before.updated_at + timedelta(microseconds=1)  # keep each record's history in time order
         stored = after.evolve(
             version=(before.version if before else 0) + 1,
-            last_change=change,
-            reason=reason,
+            last_change=c.change,
+            reason=c.reason,
             created_at=before.created_at if before else now,
             updated_at=now,
         )
         if before is None or stored.recertification_due_at == before.recertification_due_at:
-            stored = stored.evolve(recertification_due_at=recertification_due(stored))
-        params = row_params(stored)
-        if before is None:
-            written = await self.conn.fetchval(INSERT_SQL, *params)
-        else:
-            written = await self.conn.fetchval(UPDATE_SQL, *params[:23], params[24])
-        if written is None:
-            raise ConcurrentModification(f"entitlement {stored.key} changed concurrently")
-        event = stored.to_event(cause, self.actor)
+            # A value computed from the validated record: no second validation round needed.
+            stored = stored.model_copy(update={"recertification_due_at": recertification_due(stored)})
+        return stored
+
+    def _announce(self, stored: EntitlementRecord, c: RecordChange) -> None:
+        event = stored.to_event(c.cause, self.actor)
         self.enqueue(self.topics.entitlements, event)
         self.events.append(event)
         self._audit.append(
             AuditEntry(
-                recorded_at=now,
+                recorded_at=stored.updated_at or self.now(),
                 entity_type="entitlement",
                 entity_key=str(stored.key),
-                action=change.value,
+                action=c.change.value,
                 actor=self.actor,
-                cause_event_id=cause.event_id,
-                correlation_id=cause.correlation_id,
+                cause_event_id=c.cause.event_id,
+                correlation_id=c.cause.correlation_id,
                 payload={"event_id": event.event_id, "record": stored.model_dump(mode="json")},
             )
         )
-        return stored
 
     async def issue(self, command: ProvisioningCommand, *, cause: Cause) -> None:
         """Send a provisioning command (through the outbox) and audit that it was issued."""

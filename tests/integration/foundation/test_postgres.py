@@ -86,3 +86,31 @@ async def test_outbox_publishes_committed_rows_only(
     assert decode(records[0].value) == committed
     async with app_pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic) == 0
+
+
+async def test_outbox_relay_pipelines_batches_in_order(
+    app_pool: asyncpg.Pool, kafka_settings: KafkaSettings, database_settings: DatabaseSettings
+) -> None:
+    from closeloop import kafka
+
+    topic = unique("test.outbox.pipelined")
+    await ensure_topics(kafka_settings, [TopicSpec(topic, 3_600_000)], partitions=1)
+    template = decode(FIXTURE.read_bytes())
+    events = [template.model_copy(update={"event_id": unique(f"evt{i}")}) for i in range(45)]
+    async with app_pool.acquire() as conn, conn.transaction():
+        for event in events:
+            await enqueue(conn, topic, event)
+
+    producer = kafka.producer(kafka_settings)
+    await producer.start()
+    relay = OutboxRelay(app_pool, producer, ServiceMetrics("outbox-test"), batch_size=10, pipeline_depth=3)
+    try:
+        assert await relay.relay_once() == 30  # three batches of ten in one relay transaction
+        while await relay.relay_once():
+            pass
+    finally:
+        await producer.stop()
+    records = await read_topic(kafka_settings, topic, until=lambda r: len(r) >= len(events))
+    assert [header_value(r.headers, "ce_id") for r in records] == [e.event_id for e in events]  # id order kept
+    async with app_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = $1", topic) == 0
