@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# ruff check over the Python trees, then mypy (strict, per pyproject.toml) over the same trees.
-# Trees that do not exist yet or hold no .py file are skipped, so this works on a fresh clone.
-# CLOSELOOP_LINT_FORMAT=1 also runs `ruff format --check` (off until the tree has been formatted once).
+# ruff check and ruff format --check over the Python trees, then mypy (strict, per pyproject.toml) over the
+# same trees. Trees that do not exist yet or hold no .py file are skipped, so this works on a fresh clone.
 set -euo pipefail
 # shellcheck source=deploy/local/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,7 +19,7 @@ if ((${#ruff_dirs[@]})); then
 else
   log "lint: ruff skipped (no Python files yet)"
 fi
-if [[ "${CLOSELOOP_LINT_FORMAT:-0}" == "1" ]] && ((${#ruff_dirs[@]})); then
+if ((${#ruff_dirs[@]})); then
   log "lint: ruff format --check ${ruff_dirs[*]}"
   "$VENV/bin/ruff" format --check "${ruff_dirs[@]}" || rc=1
 fi

@@ -126,9 +126,7 @@ async def test_aliases_from_events_and_from_config(
         )
         assert await load_aliases(pool, config) == 3  # the email itself and the two configured names
         assert await identity_of(pool, f"github:user:gh-{tag}") == identity
-        origin = await owner_pool.fetchval(
-            "SELECT origin FROM identity_links WHERE name = $1", f"github:user:gh-{tag}"
-        )
+        origin = await owner_pool.fetchval("SELECT origin FROM identity_links WHERE name = $1", f"github:user:gh-{tag}")
         assert origin == "operator"
         code, output = await run_cli(svc, "aliases", "resolve", f"aws:user:arn:aws:iam::111122223333:user/u-{tag}")
         assert code == 0, output

@@ -36,7 +36,11 @@ def compose_command() -> list[str]:
 def test_compose_file_is_valid() -> None:
     env = {**os.environ, **REQUIRED_ENV}
     result = subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, env=env, check=False
+        [*compose_command(), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -44,7 +48,11 @@ def test_compose_file_is_valid() -> None:
 def test_compose_refuses_to_start_without_secrets() -> None:
     env = {k: v for k, v in os.environ.items() if k not in REQUIRED_ENV}
     result = subprocess.run(
-        [*compose_command(), "-f", str(COMPOSE), "config", "--quiet"], capture_output=True, text=True, env=env, check=False
+        [*compose_command(), "-f", str(COMPOSE), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert result.returncode != 0
     assert "CLOSELOOP_" in result.stderr
