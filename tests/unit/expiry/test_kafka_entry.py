@@ -52,6 +52,21 @@ def skipped(metrics: ExpiryMetrics, topic: str, why: str) -> float:
     return value
 
 
+def ticket(ticket_id: str, number: str, kind: TicketKind, transition: TicketTransition) -> TicketEvent:
+    event: TicketEvent = TicketEvent.create(
+        occurred_at=WHEN,
+        source="servicenow://x",
+        correlation_id="c",
+        system="servicenow",
+        ticket_id=ticket_id,
+        ticket_number=number,
+        kind=kind,
+        transition=transition,
+        state=transition.value,
+    )
+    return event
+
+
 async def test_grant_events_are_skipped_by_header_without_decoding() -> None:
     trigger_entry, metrics = entry()
     grant: GrantEvent = GrantEvent.create(
@@ -82,17 +97,7 @@ async def test_non_offboarding_statuses_and_unrelated_tickets_are_skipped() -> N
         vendor_event_type="user.lifecycle.suspend",
     )
     await trigger_entry.process(record("t.grants", encode(suspended), cloudevents_headers(suspended)))
-    access: TicketEvent = TicketEvent.create(
-        occurred_at=WHEN,
-        source="servicenow://x",
-        correlation_id="c",
-        system="servicenow",
-        ticket_id="s1",
-        ticket_number="RITM1",
-        kind=TicketKind.ACCESS_REQUEST,
-        transition=TicketTransition.APPROVED,
-        state="approved",
-    )
+    access = ticket("s1", "RITM1", TicketKind.ACCESS_REQUEST, TicketTransition.APPROVED)
     await trigger_entry.process(record("t.tickets", encode(access)))
     assert skipped(metrics, "t.grants", "status_suspended") == 1
     assert skipped(metrics, "t.tickets", "kind_access_request") == 1
@@ -100,17 +105,7 @@ async def test_non_offboarding_statuses_and_unrelated_tickets_are_skipped() -> N
 
 async def test_an_approved_offboarding_ticket_naming_nobody_is_dead_lettered() -> None:
     trigger_entry, _ = entry()
-    nobody: TicketEvent = TicketEvent.create(
-        occurred_at=WHEN,
-        source="servicenow://x",
-        correlation_id="c",
-        system="servicenow",
-        ticket_id="s2",
-        ticket_number="HR1",
-        kind=TicketKind.OFFBOARDING,
-        transition=TicketTransition.CLOSED_COMPLETE,
-        state="closed_complete",
-    )
+    nobody = ticket("s2", "HR1", TicketKind.OFFBOARDING, TicketTransition.CLOSED_COMPLETE)
     with pytest.raises(BadInput) as caught:
         await trigger_entry.process(record("t.tickets", encode(nobody)))
     assert (caught.value.reason_class, caught.value.reason) == (
